@@ -1,0 +1,124 @@
+package experiments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Keys of an experiment's values that bound its enrollment window.
+const (
+	EnrollmentStart = "enrollment_start"
+	EnrollmentEnd   = "enrollment_end"
+)
+
+// window is the compiled enrollment window of one experiment:
+// start <= enrolled < end, either bound optional.
+type window struct {
+	start, end       time.Time
+	hasStart, hasEnd bool
+	err              error // a bound that does not parse
+}
+
+// newWindow returns the window of an experiment's values, or nil when
+// neither bound is set (an empty value is unset, as in edX).
+func newWindow(id int, values map[string]string) *window {
+	start, end := values[EnrollmentStart], values[EnrollmentEnd]
+	if start == "" && end == "" {
+		return nil
+	}
+	w := &window{}
+	var err error
+	if start != "" {
+		if w.start, err = ParseDate(start); err != nil {
+			w.err = fmt.Errorf("experiment %d: %s %q: %w", id, EnrollmentStart, start, err)
+			return w
+		}
+		w.hasStart = true
+	}
+	if end != "" {
+		if w.end, err = ParseDate(end); err != nil {
+			w.err = fmt.Errorf("experiment %d: %s %q: %w", id, EnrollmentEnd, end, err)
+			return w
+		}
+		w.hasEnd = true
+	}
+	return w
+}
+
+// contains reports start <= t < end.
+func (w *window) contains(t time.Time) bool {
+	return (!w.hasStart || !t.Before(w.start)) && (!w.hasEnd || t.Before(w.end))
+}
+
+// dateLayouts are the forms ParseDate accepts, before an optional zone.
+var dateLayouts = []string{
+	"2006-01-02T15:04:05",
+	"2006-01-02 15:04:05",
+	"2006-01-02T15:04",
+	"2006-01-02 15:04",
+	"2006-01-02",
+}
+
+// zoneLayouts are the zone suffixes ParseDate accepts (and drops).
+var zoneLayouts = []string{"", "Z07:00", "Z0700", "Z07", " Z07:00", " Z0700", " Z07", " MST"}
+
+// ParseDate parses an enrollment bound the way Open edX reads it: the
+// date and wall-clock time are taken as UTC and any zone in the value is
+// dropped ("2012-01-06T10:00:00+05:00" is 10:00 UTC). It accepts
+// "2006-01-02", "2006-01-02 15:04", "2006-01-02 15:04:05" and the same
+// with 'T' for the space, seconds with a fraction, RFC 3339, and each
+// with or without a zone ("Z", "+07:00", "+0700", "+07", " UTC").
+func ParseDate(s string) (time.Time, error) {
+	v := strings.TrimSpace(s)
+	if len(v) < len("2006-01-02") || len(v) > 64 {
+		return time.Time{}, errBadDate
+	}
+	for _, d := range dateLayouts {
+		for _, z := range zoneLayouts {
+			if t, err := time.Parse(d+z, v); err == nil {
+				return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC), nil
+			}
+		}
+	}
+	return time.Time{}, errBadDate
+}
+
+var errBadDate = errors.New(`not a date: want "2006-01-02", "2006-01-02 15:04[:05[.frac]]" or RFC 3339`)
+
+// enrolled returns when the request's user enrolled in courseKey, or now
+// when they are not enrolled, looking it up once per request and course.
+// It is called with st.mu held.
+func (st *reqState) enrolled(ctx context.Context, courseKey string) (time.Time, error) {
+	for _, e := range st.enrollments {
+		if e.course == courseKey {
+			return e.at, e.err
+		}
+	}
+	x := st.x
+	var at time.Time
+	var err error
+	if x.enrollments == nil {
+		err = errNoEnrollments
+	} else {
+		var found bool
+		at, found, err = x.enrollments.Enrollment(ctx, st.user.ID, courseKey)
+		if err != nil {
+			err = fmt.Errorf("enrollment of user %q in %q: %w", st.user.ID, courseKey, err)
+		} else if !found {
+			at = x.now()
+		}
+	}
+	st.enrollments = append(st.enrollments, enrollment{course: courseKey, at: at, err: err})
+	return at, err
+}
+
+type enrollment struct {
+	course string
+	at     time.Time
+	err    error
+}
+
+var errNoEnrollments = errors.New("enrollment window set but Config.Enrollments is nil and the Store has no enrollments")

@@ -1,0 +1,238 @@
+package experiments
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// ExperimentFlag is an experiment gated by a main flag, with a bucket per
+// variant (bucket 0 is control). Declare flags once, as package-level
+// values, and ask for a user's bucket in handlers:
+//
+//	var upgrade = experiments.NewFlag("course_experience", "upgrade_button", experiments.WithBuckets(3))
+//
+//	bucket := upgrade.Bucket(c.Request().Context(), courseKey)
+//
+// An ExperimentFlag is safe for concurrent use. It is not bound to a
+// store: the request state made by Experiments' middleware (or NewContext)
+// carries the store, user and request cache.
+type ExperimentFlag struct {
+	namespace, name string
+	full            string // namespace.name
+	buckets         int
+	experimentID    int
+	hasExperimentID bool
+	courseAware     bool
+
+	overrideMu sync.Mutex
+	overrides  atomic.Pointer[[]processOverride] // top of stack last; nil when none
+	overrideID uint64
+}
+
+// FlagOption configures an ExperimentFlag in NewFlag.
+type FlagOption func(*ExperimentFlag)
+
+// WithBuckets sets the number of buckets, control included. Optional.
+// Default: 2 (control and one variant). NewFlag panics when n < 1.
+func WithBuckets(n int) FlagOption { return func(f *ExperimentFlag) { f.buckets = n } }
+
+// WithExperimentID links the flag to an experiment's values, whose
+// enrollment_start and enrollment_end keys then bound, for calls with a
+// course, which enrollments take part. Optional. Default: no window.
+func WithExperimentID(id int) FlagOption {
+	return func(f *ExperimentFlag) { f.experimentID, f.hasExperimentID = id, true }
+}
+
+// WithCourseAwareBucketing says whether the course key is part of the
+// hashing group, so that a user can land in different buckets in
+// different courses (true), or in the same bucket everywhere (false).
+// Optional. Default: true. Calls without a course hash as if false.
+func WithCourseAwareBucketing(on bool) FlagOption {
+	return func(f *ExperimentFlag) { f.courseAware = on }
+}
+
+// NewFlag declares the experiment "namespace.name", whose bucket flags are
+// "namespace.name.0" to "namespace.name.<buckets-1>". namespace and name
+// are 1 to 100 ASCII letters, digits, '_' or '-'. NewFlag panics on an
+// invalid name, buckets < 1 or a negative experiment ID: flags are
+// package-level values, so the mistake shows at start-up.
+func NewFlag(namespace, name string, opts ...FlagOption) *ExperimentFlag {
+	f := &ExperimentFlag{namespace: namespace, name: name, full: namespace + "." + name, buckets: 2, courseAware: true}
+	for _, o := range opts {
+		o(f)
+	}
+	switch {
+	case !validPart(namespace):
+		panic(fmt.Sprintf("experiments.NewFlag: namespace %q: want 1 to 100 letters, digits, '_' or '-'", namespace))
+	case !validPart(name):
+		panic(fmt.Sprintf("experiments.NewFlag: name %q: want 1 to 100 letters, digits, '_' or '-'", name))
+	case f.buckets < 1 || f.buckets > maxBucketFlag:
+		panic(fmt.Sprintf("experiments.NewFlag %s: WithBuckets(%d): want 1 to %d", f.full, f.buckets, maxBucketFlag))
+	case f.hasExperimentID && f.experimentID < 0:
+		panic(fmt.Sprintf("experiments.NewFlag %s: WithExperimentID(%d): must not be negative", f.full, f.experimentID))
+	}
+	return f
+}
+
+// Name returns the flag's full name, "namespace.name".
+func (f *ExperimentFlag) Name() string { return f.full }
+
+// Namespace returns the flag's namespace, the event's AppLabel.
+func (f *ExperimentFlag) Namespace() string { return f.namespace }
+
+// ShortName returns the flag's name without its namespace, the event's
+// Experiment.
+func (f *ExperimentFlag) ShortName() string { return f.name }
+
+// Buckets returns the number of buckets, control included.
+func (f *ExperimentFlag) Buckets() int { return f.buckets }
+
+// BucketFlag returns the name of the flag that forces bucket i,
+// "namespace.name.i".
+func (f *ExperimentFlag) BucketFlag(i int) string { return f.full + "." + itoa(i) }
+
+// Bucket returns the user's bucket in the experiment for courseKey ("" for
+// none); 0 is control. The first call in a request decides and emits the
+// bucketing event once per session; later calls in the request return the
+// same bucket. It never fails: see Decide for why a bucket was chosen.
+func (f *ExperimentFlag) Bucket(ctx context.Context, courseKey string) int {
+	return f.decide(ctx, courseKey, true).Bucket
+}
+
+// IsEnabled reports whether the user is in a bucket other than control.
+func (f *ExperimentFlag) IsEnabled(ctx context.Context, courseKey string) bool {
+	return f.Bucket(ctx, courseKey) != 0
+}
+
+// Decide is Bucket with the reason for the bucket, whether this call
+// emitted the bucketing event, and the failure that forced control, if any.
+func (f *ExperimentFlag) Decide(ctx context.Context, courseKey string) Decision {
+	return f.decide(ctx, courseKey, true)
+}
+
+// DecideUntracked is Decide without the bucketing event (edX's
+// get_bucket(track=False)): for code that needs the bucket but shows the
+// user nothing of the experiment. The decision is cached in the request
+// like any other, so a later Bucket call in the same request does not emit
+// the event either.
+func (f *ExperimentFlag) DecideUntracked(ctx context.Context, courseKey string) Decision {
+	return f.decide(ctx, courseKey, false)
+}
+
+// IsExperimentOn reports whether the main flag is on for the user and
+// course (course override, else org override, else its rule), ignoring
+// bucket flags and the enrollment window. It is false without request
+// state, unless an override is in effect.
+func (f *ExperimentFlag) IsExperimentOn(ctx context.Context, courseKey string) bool {
+	sc := scopeOf(ctx)
+	if o, ok := f.override(sc); ok {
+		return o.active
+	}
+	if sc == nil || sc.st == nil {
+		return false
+	}
+	st := sc.st
+	snap, err := st.x.store.Snapshot(ctx)
+	if err != nil {
+		st.x.logError(ctx, f, courseKey, fmt.Errorf("%s: store: %w", f.full, err))
+		return false
+	}
+	c := snap.flags[f.full]
+	return c != nil && c.on(st.x, &st.user, courseKey)
+}
+
+// Decision is the outcome of one Decide call.
+type Decision struct {
+	Bucket  int
+	Reason  Reason // why this bucket; see the constants
+	Tracked bool   // this call emitted the bucketing event
+	Err     error  // a store/enrollment failure that forced control
+}
+
+// Reason says why a decision gave its bucket.
+type Reason string
+
+// The reasons of a Decision, in the order the steps are tried.
+const (
+	ReasonOverride      Reason = "override"       // Override or WithOverride is in effect
+	ReasonNoRequest     Reason = "no_request"     // ctx has no request state: control, not cached
+	ReasonAnonymous     Reason = "anonymous"      // the user has no ID: control, not cached
+	ReasonCached        Reason = "cached"         // decided earlier in this request
+	ReasonError         Reason = "error"          // the store or enrollment lookup failed: control
+	ReasonFlagOff       Reason = "flag_off"       // the main flag is off for the user and course
+	ReasonBadWindow     Reason = "bad_window"     // an enrollment bound does not parse: control
+	ReasonOutsideWindow Reason = "outside_window" // enrolled outside the enrollment window: control
+	ReasonForced        Reason = "forced"         // a bucket flag "name.i" is on
+	ReasonHashed        Reason = "hashed"         // the hash of group and user chose the bucket
+)
+
+// decide runs the reference order: overrides, request state, user,
+// request cache, then a fresh decision that is cached.
+func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, track bool) Decision {
+	sc := scopeOf(ctx)
+	if o, ok := f.override(sc); ok {
+		return o.decision(f)
+	}
+	if sc == nil || sc.st == nil {
+		return Decision{Reason: ReasonNoRequest}
+	}
+	st := sc.st
+	if st.user.ID == "" {
+		return Decision{Reason: ReasonAnonymous}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if b, ok := st.cached(f, courseKey); ok {
+		return Decision{Bucket: b, Reason: ReasonCached}
+	}
+	d := f.evaluate(ctx, st, courseKey)
+	if d.Reason == ReasonForced || d.Reason == ReasonHashed {
+		if track && !st.user.Masquerading {
+			d.Tracked, d.Err = st.track(ctx, f, courseKey, d.Bucket)
+		}
+	}
+	st.remember(f, courseKey, d.Bucket)
+	if d.Err != nil {
+		st.x.logError(ctx, f, courseKey, d.Err)
+	}
+	return d
+}
+
+// evaluate decides for the request's user without the cache or tracking.
+func (f *ExperimentFlag) evaluate(ctx context.Context, st *reqState, courseKey string) Decision {
+	x := st.x
+	snap, err := x.store.Snapshot(ctx)
+	if err != nil {
+		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: store: %w", f.full, err)}
+	}
+	c := snap.flags[f.full]
+	if c == nil || !c.on(x, &st.user, courseKey) {
+		return Decision{Reason: ReasonFlagOff}
+	}
+	if courseKey != "" && f.hasExperimentID {
+		if w := snap.windows[f.experimentID]; w != nil {
+			if w.err != nil {
+				return Decision{Reason: ReasonBadWindow, Err: fmt.Errorf("%s: %w: %w", f.full, ErrBadWindow, w.err)}
+			}
+			at, err := st.enrolled(ctx, courseKey)
+			if err != nil {
+				return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)}
+			}
+			if !w.contains(at) {
+				return Decision{Reason: ReasonOutsideWindow}
+			}
+		}
+	}
+	for i, b := range c.buckets[:min(len(c.buckets), f.buckets)] {
+		if b != nil && b.on(x, &st.user, courseKey) {
+			return Decision{Bucket: i, Reason: ReasonForced}
+		}
+	}
+	group := ""
+	if f.courseAware {
+		group = courseKey
+	}
+	return Decision{Bucket: x.hash(f.full, group, &st.user, f.buckets), Reason: ReasonHashed}
+}

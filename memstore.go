@@ -1,0 +1,206 @@
+package experiments
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MemStore is the embedded Store and Enrollments: flags, overrides,
+// experiment values and enrollments in memory, for apps without a
+// database, demos and tests. Reads take no lock: every write builds a new
+// Snapshot and swaps it in atomically. The zero value is not usable; call
+// NewMemStore. It is safe for concurrent use.
+type MemStore struct {
+	mu   sync.Mutex // serializes writers
+	data SnapshotData
+	snap atomic.Pointer[Snapshot]
+
+	enrollments sync.Map // enrollmentKey → time.Time
+}
+
+type enrollmentKey struct{ user, course string }
+
+var (
+	_ Store       = (*MemStore)(nil)
+	_ Enrollments = (*MemStore)(nil)
+)
+
+// NewMemStore returns an empty MemStore: every flag is off.
+func NewMemStore() *MemStore {
+	s := &MemStore{}
+	s.snap.Store(NewSnapshot(SnapshotData{}))
+	return s
+}
+
+// Snapshot returns the current configuration. It never fails.
+func (s *MemStore) Snapshot(context.Context) (*Snapshot, error) { return s.snap.Load(), nil }
+
+// SetFlag creates or replaces the rule of flag name, a main flag
+// ("ns.name") or a bucket flag ("ns.name.1").
+func (s *MemStore) SetFlag(_ context.Context, name string, r Rule) error {
+	if err := ValidateFlagName(name); err != nil {
+		return err
+	}
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("flag %s: %w", name, err)
+	}
+	s.update(func(d *SnapshotData) {
+		d.Flags = maps.Clone(d.Flags)
+		if d.Flags == nil {
+			d.Flags = make(map[string]Rule)
+		}
+		d.Flags[name] = r.clone()
+	})
+	return nil
+}
+
+// DeleteFlag removes the rule of flag name, which is then off. Its course
+// and org overrides stay. Deleting a flag that is not set is not an error.
+func (s *MemStore) DeleteFlag(_ context.Context, name string) error {
+	if err := ValidateFlagName(name); err != nil {
+		return err
+	}
+	s.update(func(d *SnapshotData) {
+		d.Flags = maps.Clone(d.Flags)
+		delete(d.Flags, name)
+	})
+	return nil
+}
+
+// SetCourseOverride forces flag name on or off in one course; Unset
+// removes the override.
+func (s *MemStore) SetCourseOverride(_ context.Context, name, courseKey string, st State) error {
+	if err := checkOverride(name, "course key", courseKey, st); err != nil {
+		return err
+	}
+	s.update(func(d *SnapshotData) { d.CourseOverrides = withState(d.CourseOverrides, name, courseKey, st) })
+	return nil
+}
+
+// SetOrgOverride forces flag name on or off in every course of an org;
+// Unset removes the override. A course override beats it.
+func (s *MemStore) SetOrgOverride(_ context.Context, name, org string, st State) error {
+	if err := checkOverride(name, "org", org, st); err != nil {
+		return err
+	}
+	s.update(func(d *SnapshotData) { d.OrgOverrides = withState(d.OrgOverrides, name, org, st) })
+	return nil
+}
+
+// SetExperimentValue sets a key of an experiment's values, such as
+// EnrollmentStart; an empty value removes the key. A date that does not
+// parse is stored: decisions for the experiment then give control with
+// ErrBadWindow, as in edX.
+func (s *MemStore) SetExperimentValue(_ context.Context, experimentID int, key, value string) error {
+	if err := checkValue(experimentID, key, value); err != nil {
+		return err
+	}
+	s.update(func(d *SnapshotData) {
+		d.ExperimentValues = maps.Clone(d.ExperimentValues)
+		if d.ExperimentValues == nil {
+			d.ExperimentValues = make(map[int]map[string]string)
+		}
+		values := maps.Clone(d.ExperimentValues[experimentID])
+		if values == nil {
+			values = make(map[string]string)
+		}
+		if value == "" {
+			delete(values, key)
+		} else {
+			values[key] = value
+		}
+		d.ExperimentValues[experimentID] = values
+	})
+	return nil
+}
+
+// SetEnrollment records that userID enrolled in courseKey at created.
+func (s *MemStore) SetEnrollment(_ context.Context, userID, courseKey string, created time.Time) error {
+	if err := checkText("user ID", userID, maxNameLen); err != nil {
+		return err
+	}
+	if err := checkText("course key", courseKey, maxNameLen); err != nil {
+		return err
+	}
+	s.enrollments.Store(enrollmentKey{userID, courseKey}, created)
+	return nil
+}
+
+// Enrollment returns when userID enrolled in courseKey.
+func (s *MemStore) Enrollment(_ context.Context, userID, courseKey string) (time.Time, bool, error) {
+	v, ok := s.enrollments.Load(enrollmentKey{userID, courseKey})
+	if !ok {
+		return time.Time{}, false, nil
+	}
+	return v.(time.Time), true, nil
+}
+
+// update applies change to a copy of the data and publishes its snapshot.
+// change must clone any map it modifies: the old snapshot still uses them.
+func (s *MemStore) update(change func(*SnapshotData)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.data
+	change(&d)
+	s.data = d
+	s.snap.Store(NewSnapshot(d))
+}
+
+// withState returns a copy of m with m[name][key] set to st, or removed
+// when st is Unset.
+func withState(m map[string]map[string]State, name, key string, st State) map[string]map[string]State {
+	m = maps.Clone(m)
+	if m == nil {
+		m = make(map[string]map[string]State)
+	}
+	inner := maps.Clone(m[name])
+	if inner == nil {
+		inner = make(map[string]State)
+	}
+	if st == Unset {
+		delete(inner, key)
+	} else {
+		inner[key] = st
+	}
+	if len(inner) == 0 {
+		delete(m, name)
+	} else {
+		m[name] = inner
+	}
+	return m
+}
+
+// checkOverride validates the arguments of SetCourseOverride and SetOrgOverride.
+func checkOverride(name, field, key string, st State) error {
+	if err := ValidateFlagName(name); err != nil {
+		return err
+	}
+	if err := checkText(field, key, maxNameLen); err != nil {
+		return fmt.Errorf("flag %s: %w", name, err)
+	}
+	if err := st.validate(); err != nil {
+		return fmt.Errorf("flag %s %s %q: %w", name, field, key, err)
+	}
+	return nil
+}
+
+// checkValue validates the arguments of SetExperimentValue.
+func checkValue(experimentID int, key, value string) error {
+	if experimentID < 0 {
+		return fmt.Errorf("%w: experiment ID %d: must not be negative", ErrInvalid, experimentID)
+	}
+	if err := checkText("experiment value key", key, maxNameLen); err != nil {
+		return fmt.Errorf("experiment %d: %w", experimentID, err)
+	}
+	if value == "" {
+		return nil
+	}
+	if err := checkText("experiment value", value, maxValueLen); err != nil {
+		return fmt.Errorf("experiment %d %s: %w", experimentID, key, err)
+	}
+	return nil
+}

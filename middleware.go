@@ -1,0 +1,367 @@
+package experiments
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// Config configures an Experiments runtime. Every field is optional.
+type Config struct {
+	// Store holds flags, overrides and experiment values.
+	// Optional. Default: an empty MemStore (every flag off).
+	Store Store
+	// Enrollments tells when users enrolled, for enrollment windows.
+	// Optional. Default: Store, if it implements Enrollments.
+	Enrollments Enrollments
+	// Tracker receives the "user bucketed" events.
+	// Optional. Default: events are dropped.
+	Tracker Tracker
+	// Sessions keeps which experiments a user was already tracked in, so
+	// that the event is sent once per session.
+	// Optional. Default: nil, the event is sent once per request.
+	Sessions sessions.Store
+	// SessionName is the name of the session (its cookie, for a
+	// CookieStore). Optional. Default: "experiments".
+	SessionName string
+	// SessionOptions are the options of the session's cookie.
+	// Optional. Default: Path "/", MaxAge 30 days, HttpOnly,
+	// SameSite=Lax, Secure false (set it true behind HTTPS).
+	SessionOptions *sessions.Options
+	// Hasher assigns users to buckets and to Rule.Percent shares.
+	// Optional. Default: SHA256Hasher.
+	Hasher Hasher
+	// Site is copied into events (edX's site domain).
+	// Optional. Default: "".
+	Site string
+	// Now is the clock for events and for "not enrolled: enrolled now".
+	// Optional. Default: time.Now.
+	Now func() time.Time
+	// Logger receives failures (at most one per request and experiment).
+	// Optional. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// Experiments is the runtime that decides buckets: the store, tracker and
+// session settings of Config. Make one with New at start-up, install its
+// Middleware (or Handler), and call flags' Bucket from handlers. It is safe
+// for concurrent use.
+type Experiments struct {
+	store       Store
+	enrollments Enrollments
+	tracker     Tracker
+	sessions    sessions.Store
+	sessionName string
+	sessionOpts sessions.Options
+	hasher      Hasher
+	sha256      bool // hasher is SHA256Hasher: hash without building the group
+	site        string
+	now         func() time.Time
+	log         *slog.Logger
+}
+
+// New returns an Experiments for cfg, with the defaults of Config filled in.
+func New(cfg Config) *Experiments {
+	x := &Experiments{
+		store: cfg.Store, enrollments: cfg.Enrollments, tracker: cfg.Tracker,
+		sessions: cfg.Sessions, sessionName: cfg.SessionName, hasher: cfg.Hasher,
+		site: cfg.Site, now: cfg.Now, log: cfg.Logger,
+		sessionOpts: sessions.Options{Path: "/", MaxAge: 30 * 86400, HttpOnly: true, SameSite: http.SameSiteLaxMode},
+	}
+	if x.store == nil {
+		x.store = NewMemStore()
+	}
+	if x.enrollments == nil {
+		x.enrollments, _ = x.store.(Enrollments)
+	}
+	if x.sessionName == "" {
+		x.sessionName = "experiments"
+	}
+	if cfg.SessionOptions != nil {
+		x.sessionOpts = *cfg.SessionOptions
+	}
+	if x.hasher == nil {
+		x.hasher = SHA256Hasher
+	}
+	x.sha256 = isSHA256Hasher(x.hasher)
+	if x.now == nil {
+		x.now = time.Now
+	}
+	if x.log == nil {
+		x.log = slog.Default()
+	}
+	return x
+}
+
+// hash buckets u in group (+ "." + courseKey when courseKey is not empty).
+func (x *Experiments) hash(group, courseKey string, u *User, buckets int) int {
+	if x.sha256 {
+		return sha256Bucket3(group, courseKey, u.ID, buckets)
+	}
+	if courseKey != "" {
+		group += "." + courseKey
+	}
+	return x.hasher(group, *u, buckets)
+}
+
+// User is the person a request decides for. The app fills it from its own
+// authentication (MiddlewareConfig.User, Handler's user func, NewContext).
+// Groups is read, not copied: do not change it during the request.
+type User struct {
+	ID           string   // "" = anonymous: always bucket 0, never tracked
+	Username     string   // for Rule.Users and EdXHasher
+	Staff        bool     // for Rule.Staff; copied into events
+	Superuser    bool     // for Rule.Superusers
+	Groups       []string // for Rule.Groups
+	Masquerading bool     // staff viewing as this user: bucketed as them, never tracked
+}
+
+// MiddlewareConfig configures Experiments.Middleware.
+type MiddlewareConfig struct {
+	// Skipper defines a function to skip the middleware: requests it
+	// skips have no request state, so flags give control.
+	// Optional. Default: nil, no request is skipped.
+	Skipper middleware.Skipper
+	// User returns the request's user.
+	// Optional. Default: nil, every request is anonymous.
+	User func(c echo.Context) User
+}
+
+// Middleware returns echo middleware that gives each request its state:
+// the user, the request cache and, with Config.Sessions, the session of
+// tracked experiments, saved before the response is committed.
+func (x *Experiments) Middleware(mc MiddlewareConfig) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if mc.Skipper != nil && mc.Skipper(c) {
+				return next(c)
+			}
+			var u User
+			if mc.User != nil {
+				u = mc.User(c)
+			}
+			r := c.Request()
+			st := x.newState(r.Context(), u)
+			r = r.WithContext(st)
+			c.SetRequest(r)
+			if x.sessions == nil {
+				return next(c)
+			}
+			st.r, st.w = r, c.Response()
+			sessions.GetRegistry(r) // handlers that read sessions share ours
+			c.Response().Before(st.save)
+			err := next(c)
+			if !c.Response().Committed {
+				st.save()
+			}
+			return err
+		}
+	}
+}
+
+// Handler wraps next (net/http, chi, gorilla/mux) so that each request
+// gets its state, like Middleware does for echo. user returns the
+// request's user; nil makes every request anonymous.
+func (x *Experiments) Handler(next http.Handler, user func(*http.Request) User) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var u User
+		if user != nil {
+			u = user(r)
+		}
+		st := x.newState(r.Context(), u)
+		r = r.WithContext(st)
+		if x.sessions == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		st.r, st.w = r, w
+		sessions.GetRegistry(r)
+		sw := &saveWriter{ResponseWriter: w, st: st}
+		next.ServeHTTP(sw, r)
+		if !sw.committed {
+			st.save()
+		}
+	})
+}
+
+// NewContext returns a context with request state for user u, for code
+// that decides outside HTTP: jobs, gRPC, tests, benchmarks. Decisions made
+// with it are cached in it; events are sent once per context (there is no
+// session). Overrides in parent (WithOverride) still apply.
+func (x *Experiments) NewContext(parent context.Context, u User) context.Context {
+	return x.newState(parent, u)
+}
+
+// scopeKey is the one context key of the package. Its value is a *scope.
+type scopeKey struct{}
+
+// scope is what a context carries: the request state, if any, and the
+// WithOverride overrides in effect.
+type scope struct {
+	st  *reqState
+	ovr *ctxOverride
+}
+
+func scopeOf(ctx context.Context) *scope {
+	if ctx == nil {
+		return nil
+	}
+	sc, _ := ctx.Value(scopeKey{}).(*scope)
+	return sc
+}
+
+// reqState is a request's state. It is its own context (one allocation
+// per request) and is safe for a handler's goroutines to share.
+type reqState struct {
+	context.Context
+	scope scope
+	x     *Experiments
+	user  User
+
+	mu          sync.Mutex
+	cache       [4]cacheEntry // the first decisions, without allocating
+	ncache      int
+	more        []cacheEntry
+	enrollments []enrollment
+	logged      bool // a session failure was logged
+
+	// With Config.Sessions and HTTP only.
+	r         *http.Request
+	w         http.ResponseWriter
+	sess      *sessions.Session
+	sessRead  bool // sess was read (or failed to be)
+	dirty     bool // sess has marks to save
+	committed bool // the response is committed: no more saving
+}
+
+type cacheEntry struct {
+	flag   *ExperimentFlag
+	course string
+	bucket int
+}
+
+func (x *Experiments) newState(parent context.Context, u User) *reqState {
+	st := &reqState{Context: parent, x: x, user: u}
+	st.scope.st = st
+	if p := scopeOf(parent); p != nil {
+		st.scope.ovr = p.ovr
+	}
+	return st
+}
+
+// Value returns the state's scope for the package's key.
+func (st *reqState) Value(key any) any {
+	if _, ok := key.(scopeKey); ok {
+		return &st.scope
+	}
+	return st.Context.Value(key)
+}
+
+// cached returns the bucket decided earlier in the request. st.mu is held.
+func (st *reqState) cached(f *ExperimentFlag, courseKey string) (int, bool) {
+	for i := range st.cache[:st.ncache] {
+		if e := &st.cache[i]; e.flag == f && e.course == courseKey {
+			return e.bucket, true
+		}
+	}
+	for i := range st.more {
+		if e := &st.more[i]; e.flag == f && e.course == courseKey {
+			return e.bucket, true
+		}
+	}
+	return 0, false
+}
+
+// remember caches a decision. st.mu is held.
+func (st *reqState) remember(f *ExperimentFlag, courseKey string, bucket int) {
+	e := cacheEntry{flag: f, course: courseKey, bucket: bucket}
+	if st.ncache < len(st.cache) {
+		st.cache[st.ncache] = e
+		st.ncache++
+		return
+	}
+	st.more = append(st.more, e)
+}
+
+// save writes the session when marks were added and the response is not
+// committed yet. It runs once the response is about to be committed.
+func (st *reqState) save() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.committed {
+		return
+	}
+	st.committed = true
+	if !st.dirty || st.sess == nil {
+		return
+	}
+	st.dirty = false
+	opts := st.x.sessionOpts
+	st.sess.Options = &opts
+	if err := st.x.sessions.Save(st.r, st.w, st.sess); err != nil {
+		st.x.log.LogAttrs(st, slog.LevelWarn, "experiments: saving the session failed",
+			slog.String("session", st.x.sessionName), slog.Any("err", err))
+	}
+}
+
+// logError logs a failure of a decision. The decision is cached, so it is
+// logged at most once per request and experiment.
+func (x *Experiments) logError(ctx context.Context, f *ExperimentFlag, courseKey string, err error) {
+	x.log.LogAttrs(ctx, slog.LevelError, "experiments: decision fell back to control",
+		slog.String("flag", f.full), slog.String("course", courseKey), slog.Any("err", err))
+}
+
+// saveWriter saves the session before the response is committed.
+type saveWriter struct {
+	http.ResponseWriter
+	st        *reqState
+	committed bool
+}
+
+func (w *saveWriter) commit() {
+	if !w.committed {
+		w.committed = true
+		w.st.save()
+	}
+}
+
+func (w *saveWriter) WriteHeader(code int) {
+	if code >= 200 || code == http.StatusSwitchingProtocols {
+		w.commit()
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *saveWriter) Write(b []byte) (int, error) {
+	w.commit()
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush commits the response and flushes it, when the wrapped writer can.
+func (w *saveWriter) Flush() {
+	w.commit()
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Hijack hands the connection over, when the wrapped writer can.
+func (w *saveWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.commit()
+	if h, ok := w.ResponseWriter.(http.Hijacker); ok {
+		return h.Hijack()
+	}
+	return nil, nil, errors.New("experiments: the response writer does not implement http.Hijacker")
+}
+
+// Unwrap returns the wrapped writer, for http.ResponseController.
+func (w *saveWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

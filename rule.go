@@ -1,0 +1,216 @@
+package experiments
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// Rule says who a flag is on for, with django-waffle's Flag semantics.
+// It applies to main flags and bucket flags alike. A user is tested in
+// this order: Everyone (when set) decides alone; an anonymous user is
+// off; then Authenticated, Staff, Superusers, Users, Groups and Percent,
+// the first that matches turns the flag on; otherwise it is off.
+type Rule struct {
+	// Everyone, when set, turns the flag on (true) or off (false) for every
+	// user, anonymous ones included, and the other fields are ignored.
+	Everyone *bool `json:"everyone,omitempty"`
+	// Percent turns the flag on for this share (0–100) of signed-in users.
+	// The share is stable: a user is in or out the same way on every
+	// request and server, and a larger percent keeps those already in.
+	Percent float64 `json:"percent,omitempty"`
+	// Authenticated turns the flag on for every signed-in user.
+	Authenticated bool `json:"authenticated,omitempty"`
+	// Staff turns the flag on for users with User.Staff.
+	Staff bool `json:"staff,omitempty"`
+	// Superusers turns the flag on for users with User.Superuser.
+	Superusers bool `json:"superusers,omitempty"`
+	// Users turns the flag on for these usernames (User.Username).
+	Users []string `json:"users,omitempty"`
+	// Groups turns the flag on for members of any of these groups.
+	Groups []string `json:"groups,omitempty"`
+}
+
+// On returns a Rule that is on for everyone.
+func On() Rule { t := true; return Rule{Everyone: &t} }
+
+// Off returns a Rule that is off for everyone.
+func Off() Rule { f := false; return Rule{Everyone: &f} }
+
+// Validate reports the first field of r that a store would refuse, as an
+// error wrapping ErrInvalid.
+func (r Rule) Validate() error {
+	if math.IsNaN(r.Percent) || r.Percent < 0 || r.Percent > 100 {
+		return fmt.Errorf("%w: rule percent %v: must be between 0 and 100", ErrInvalid, r.Percent)
+	}
+	for i, u := range r.Users {
+		if err := checkText("rule users["+itoa(i)+"]", u, maxNameLen); err != nil {
+			return err
+		}
+	}
+	for i, g := range r.Groups {
+		if err := checkText("rule groups["+itoa(i)+"]", g, maxNameLen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// clone returns r with its own copies of the slices and pointer.
+func (r Rule) clone() Rule {
+	if r.Everyone != nil {
+		e := *r.Everyone
+		r.Everyone = &e
+	}
+	r.Users = append([]string(nil), r.Users...)
+	r.Groups = append([]string(nil), r.Groups...)
+	return r
+}
+
+// State is a per-course or per-org override of a flag.
+type State int
+
+const (
+	// Unset removes the override: the flag's rule decides.
+	Unset State = iota
+	// ForceOn turns the flag on for every user in the course or org.
+	ForceOn
+	// ForceOff turns the flag off for every user in the course or org.
+	ForceOff
+)
+
+// String returns "unset", "on" or "off".
+func (s State) String() string {
+	switch s {
+	case Unset:
+		return "unset"
+	case ForceOn:
+		return "on"
+	case ForceOff:
+		return "off"
+	}
+	return "State(" + itoa(int(s)) + ")"
+}
+
+func (s State) validate() error {
+	if s < Unset || s > ForceOff {
+		return fmt.Errorf("%w: state %d: must be Unset, ForceOn or ForceOff", ErrInvalid, int(s))
+	}
+	return nil
+}
+
+// CourseOrg returns the organization of an Open edX course key:
+// "ORG" for "course-v1:ORG+COURSE+RUN" (and "ccx-v1:ORG+COURSE+RUN+ccx@N")
+// and for the old "ORG/COURSE/RUN". It returns "" for anything else.
+func CourseOrg(courseKey string) string {
+	if i := strings.IndexByte(courseKey, ':'); i >= 0 {
+		prefix, rest := courseKey[:i], courseKey[i+1:]
+		if prefix != "course-v1" && prefix != "ccx-v1" {
+			return ""
+		}
+		org, tail, ok := strings.Cut(rest, "+")
+		if !ok || org == "" || !strings.Contains(tail, "+") {
+			return ""
+		}
+		return org
+	}
+	org, tail, ok := strings.Cut(courseKey, "/")
+	if !ok || org == "" {
+		return ""
+	}
+	course, run, ok := strings.Cut(tail, "/")
+	if !ok || course == "" || run == "" || strings.Contains(run, "/") {
+		return ""
+	}
+	return org
+}
+
+// compiledFlag is one flag of a Snapshot, ready to evaluate: its rule,
+// overrides and, for a main flag, the bucket flags "name.i" set in the store.
+type compiledFlag struct {
+	rule    Rule
+	hasRule bool
+	percent string // hashing group of Percent: "percent:" + name
+	users   map[string]struct{}
+	groups  map[string]struct{}
+	courses map[string]State
+	orgs    map[string]State
+	buckets []*compiledFlag // index i is flag name.i, nil when absent
+}
+
+// on reports whether the flag is on for u in courseKey: the course
+// override, else the org override, else the rule.
+func (c *compiledFlag) on(x *Experiments, u *User, courseKey string) bool {
+	if courseKey != "" {
+		if c.courses != nil {
+			switch c.courses[courseKey] {
+			case ForceOn:
+				return true
+			case ForceOff:
+				return false
+			}
+		}
+		if c.orgs != nil {
+			if org := CourseOrg(courseKey); org != "" {
+				switch c.orgs[org] {
+				case ForceOn:
+					return true
+				case ForceOff:
+					return false
+				}
+			}
+		}
+	}
+	return c.hasRule && c.ruleOn(x, u)
+}
+
+func (c *compiledFlag) ruleOn(x *Experiments, u *User) bool {
+	r := &c.rule
+	if r.Everyone != nil {
+		return *r.Everyone
+	}
+	if u.ID == "" {
+		return false
+	}
+	if r.Authenticated || r.Staff && u.Staff || r.Superusers && u.Superuser {
+		return true
+	}
+	if c.users != nil && u.Username != "" {
+		if _, ok := c.users[u.Username]; ok {
+			return true
+		}
+	}
+	if c.groups != nil {
+		for _, g := range u.Groups {
+			if _, ok := c.groups[g]; ok {
+				return true
+			}
+		}
+	}
+	if r.Percent > 0 {
+		return float64(x.hash(c.percent, "", u, percentBuckets)) < r.Percent*percentBuckets/100
+	}
+	return false
+}
+
+// percentBuckets is the resolution of Rule.Percent: 0.01%.
+const percentBuckets = 10000
+
+func compileRule(name string, r Rule) (c compiledFlag) {
+	c.rule, c.hasRule = r, true
+	c.percent = "percent:" + name
+	c.users = set(r.Users)
+	c.groups = set(r.Groups)
+	return c
+}
+
+func set(list []string) map[string]struct{} {
+	if len(list) == 0 {
+		return nil
+	}
+	m := make(map[string]struct{}, len(list))
+	for _, s := range list {
+		m[s] = struct{}{}
+	}
+	return m
+}

@@ -1,0 +1,115 @@
+package experiments
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Store gives flags their configuration. Bucket calls Snapshot on every
+// first decision in a request, so it must not do I/O: a store keeps the
+// current Snapshot in memory and swaps it when the configuration changes.
+// An error makes the decision fall back to control (Decision.Err).
+// Both MemStore and sqlstore.Store implement it.
+type Store interface {
+	Snapshot(ctx context.Context) (*Snapshot, error)
+}
+
+// Enrollments tells when a user enrolled in a course, for flags with an
+// enrollment window (WithExperimentID). A user who is not enrolled gives
+// found=false and a nil error; err means the lookup failed.
+type Enrollments interface {
+	Enrollment(ctx context.Context, userID, courseKey string) (created time.Time, found bool, err error)
+}
+
+// SnapshotData is the configuration a Snapshot is built from. Stores fill
+// it from their own storage; every map may be nil.
+type SnapshotData struct {
+	Flags            map[string]Rule             // flag name → rule
+	CourseOverrides  map[string]map[string]State // flag name → course key → state
+	OrgOverrides     map[string]map[string]State // flag name → org → state
+	ExperimentValues map[int]map[string]string   // experiment ID → key → value
+}
+
+// Snapshot is an immutable, compiled view of a store's configuration.
+// It is safe for concurrent use; stores replace it, never change it.
+type Snapshot struct {
+	data    SnapshotData
+	flags   map[string]*compiledFlag
+	windows map[int]*window
+}
+
+// maxBucketFlag bounds the index of a bucket flag "name.i" that a snapshot
+// links to its main flag.
+const maxBucketFlag = 1 << 10
+
+// NewSnapshot compiles d. The snapshot keeps d's maps: do not change them
+// afterwards. Rules and values are not validated here (stores validate on
+// write); a window value that does not parse is kept as an error that
+// decisions report.
+func NewSnapshot(d SnapshotData) *Snapshot {
+	s := &Snapshot{data: d, flags: make(map[string]*compiledFlag), windows: make(map[int]*window)}
+	get := func(name string) *compiledFlag {
+		c := s.flags[name]
+		if c == nil {
+			c = &compiledFlag{}
+			s.flags[name] = c
+		}
+		return c
+	}
+	for name, r := range d.Flags {
+		*get(name) = compileRule(name, r)
+	}
+	for name, m := range d.CourseOverrides {
+		if len(m) > 0 {
+			get(name).courses = m
+		}
+	}
+	for name, m := range d.OrgOverrides {
+		if len(m) > 0 {
+			get(name).orgs = m
+		}
+	}
+	for name, c := range s.flags {
+		parent, i, ok := bucketFlag(name)
+		if !ok {
+			continue
+		}
+		p := s.flags[parent]
+		if p == nil {
+			continue // main flag never set: off, its bucket flags do not matter
+		}
+		if len(p.buckets) <= i {
+			p.buckets = append(p.buckets, make([]*compiledFlag, i+1-len(p.buckets))...)
+		}
+		p.buckets[i] = c
+	}
+	for id, values := range d.ExperimentValues {
+		if w := newWindow(id, values); w != nil {
+			s.windows[id] = w
+		}
+	}
+	return s
+}
+
+// Data returns the configuration the snapshot was built from. The maps
+// are shared with the snapshot: treat them as read-only.
+func (s *Snapshot) Data() SnapshotData { return s.data }
+
+// bucketFlag splits "ns.name.i" into "ns.name" and i.
+func bucketFlag(name string) (parent string, i int, ok bool) {
+	dot := strings.LastIndexByte(name, '.')
+	if dot < 0 {
+		return "", 0, false
+	}
+	digits := name[dot+1:]
+	if digits == "" || len(digits) > 1 && digits[0] == '0' || strings.Trim(digits, "0123456789") != "" {
+		return "", 0, false
+	}
+	i, err := strconv.Atoi(digits)
+	if err != nil || i >= maxBucketFlag {
+		return "", 0, false
+	}
+	return name[:dot], i, true
+}

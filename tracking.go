@@ -1,0 +1,116 @@
+package experiments
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gorilla/sessions"
+)
+
+// EventUserBucketed is the name of the event sent when a user is first
+// bucketed into an experiment in a session (Open edX's name).
+const EventUserBucketed = "edx.bi.experiment.user.bucketed"
+
+// Event is a "user bucketed" event. Open edX sends the same fields as the
+// properties site, app_label, experiment, course_id, bucket, is_staff
+// (and nonInteraction: 1).
+type Event struct {
+	Name       string    // EventUserBucketed
+	Time       time.Time // from Config.Now
+	UserID     string
+	Site       string // Config.Site
+	AppLabel   string // the flag's namespace
+	Experiment string // the flag's name, without namespace
+	CourseKey  string // "" when none
+	Bucket     int
+	IsStaff    bool
+}
+
+// Tracker receives events. Track is called synchronously, before Bucket
+// returns, with the request's context: a tracker that does I/O should
+// queue the event and return. It must not call Bucket with ctx. An error
+// (or a panic) is logged and shows in Decision.Err; the bucket stands, and
+// the session is not marked, so the event is tried again next request.
+type Tracker interface {
+	Track(ctx context.Context, e Event) error
+}
+
+// TrackerFunc adapts a function to Tracker.
+type TrackerFunc func(ctx context.Context, e Event) error
+
+// Track calls fn(ctx, e).
+func (fn TrackerFunc) Track(ctx context.Context, e Event) error { return fn(ctx, e) }
+
+// track sends the bucketing event unless the session already has it, and
+// marks the session. st.mu is held.
+func (st *reqState) track(ctx context.Context, f *ExperimentFlag, courseKey string, bucket int) (bool, error) {
+	x := st.x
+	if x.tracker == nil {
+		return false, nil
+	}
+	var mark string
+	if sess := st.session(); sess != nil {
+		mark = "tracked." + f.full
+		if courseKey != "" {
+			mark += "." + courseKey
+		}
+		if _, ok := sess.Values[mark]; ok {
+			return false, nil
+		}
+	}
+	e := Event{
+		Name: EventUserBucketed, Time: x.now(), UserID: st.user.ID, Site: x.site,
+		AppLabel: f.namespace, Experiment: f.name, CourseKey: courseKey,
+		Bucket: bucket, IsStaff: st.user.Staff,
+	}
+	if err := safeTrack(ctx, x.tracker, e); err != nil {
+		return false, fmt.Errorf("%s: %w: %w", f.full, ErrTracker, err)
+	}
+	if mark != "" {
+		st.sess.Values[mark] = true
+		st.dirty = true
+		if st.committed {
+			x.log.LogAttrs(ctx, slog.LevelWarn, "experiments: bucketed after the response was committed; the session mark is lost",
+				slog.String("flag", f.full), slog.String("course", courseKey))
+		}
+	}
+	return true, nil
+}
+
+// safeTrack calls t.Track, turning a panic into an error.
+func safeTrack(ctx context.Context, t Tracker, e Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return t.Track(ctx, e)
+}
+
+// session returns the request's session, reading it on first use; nil
+// without Config.Sessions or outside HTTP. st.mu is held.
+func (st *reqState) session() *sessions.Session {
+	if st.sessRead {
+		return st.sess
+	}
+	st.sessRead = true
+	x := st.x
+	if x.sessions == nil || st.r == nil {
+		return nil
+	}
+	sess, err := x.sessions.Get(st.r, x.sessionName)
+	if err != nil && !st.logged {
+		// A cookie that no longer decodes (rotated keys, tampering) gives a
+		// new session: the user may be tracked again, nothing worse.
+		st.logged = true
+		x.log.LogAttrs(st, slog.LevelWarn, "experiments: reading the session failed; starting a new one",
+			slog.String("session", x.sessionName), slog.Any("err", err))
+	}
+	if sess != nil && sess.Values == nil {
+		sess.Values = make(map[any]any)
+	}
+	st.sess = sess
+	return sess
+}

@@ -1,0 +1,97 @@
+package experiments
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+var (
+	// ErrInvalid is wrapped by every error about bad input: a flag name,
+	// course key, rule field, state or value that a store refuses.
+	ErrInvalid = errors.New("invalid")
+	// ErrBadWindow is wrapped by Decision.Err when an experiment's
+	// enrollment_start or enrollment_end value does not parse as a date.
+	ErrBadWindow = errors.New("bad enrollment window")
+	// ErrTracker is wrapped by Decision.Err when the Tracker failed or
+	// panicked. The bucket is kept: only the event was lost.
+	ErrTracker = errors.New("tracker failed")
+)
+
+// Limits on what stores accept, in bytes.
+const (
+	maxNameLen  = 255  // flag names, course keys, orgs, usernames, groups, value keys
+	maxValueLen = 4096 // experiment values
+)
+
+// ValidateFlagName checks a full flag name as stores accept it: two or
+// more dot-separated parts of ASCII letters, digits, '_' and '-', at most
+// 255 bytes in all ("course_experience.upgrade", "course_experience.upgrade.1").
+// The error wraps ErrInvalid.
+func ValidateFlagName(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: flag name is empty", ErrInvalid)
+	}
+	if len(name) > maxNameLen {
+		return fmt.Errorf("%w: flag name %.40q…: longer than %d bytes", ErrInvalid, name, maxNameLen)
+	}
+	parts, start := 0, 0
+	for i := 0; i <= len(name); i++ {
+		if i == len(name) || name[i] == '.' {
+			if i == start {
+				return fmt.Errorf("%w: flag name %q: empty part", ErrInvalid, name)
+			}
+			parts++
+			start = i + 1
+			continue
+		}
+		if !nameByte(name[i]) {
+			return fmt.Errorf("%w: flag name %q: character %q is not allowed (letters, digits, '_', '-', '.')", ErrInvalid, name, name[i])
+		}
+	}
+	if parts < 2 {
+		return fmt.Errorf("%w: flag name %q: want namespace.name", ErrInvalid, name)
+	}
+	return nil
+}
+
+// validPart reports whether s is a valid namespace or short flag name.
+func validPart(s string) bool {
+	if s == "" || len(s) > 100 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !nameByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func nameByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-'
+}
+
+// checkText checks a free-form identifier (course key, org, username,
+// group, value): non-empty, valid UTF-8, no control characters, at most
+// max bytes. field names it in the error.
+func checkText(field, s string, max int) error {
+	if s == "" {
+		return fmt.Errorf("%w: %s is empty", ErrInvalid, field)
+	}
+	if len(s) > max {
+		return fmt.Errorf("%w: %s %.40q…: longer than %d bytes", ErrInvalid, field, s, max)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s %q: not valid UTF-8", ErrInvalid, field, s)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || 0x80 <= r && r < 0xa0 {
+			return fmt.Errorf("%w: %s %q: control character %U", ErrInvalid, field, s, r)
+		}
+	}
+	return nil
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
