@@ -313,11 +313,12 @@ func (st *reqState) save() {
 	}
 }
 
-// logError logs a failure of a decision. The decision is cached, so it is
+// logError logs the failure of a decision. Decisions are cached, so it is
 // logged at most once per request and experiment.
-func (x *Experiments) logError(ctx context.Context, f *ExperimentFlag, courseKey string, err error) {
-	x.log.LogAttrs(ctx, slog.LevelError, "experiments: decision fell back to control",
-		slog.String("flag", f.full), slog.String("course", courseKey), slog.Any("err", err))
+func (x *Experiments) logError(ctx context.Context, f *ExperimentFlag, courseKey string, d Decision) {
+	x.log.LogAttrs(ctx, slog.LevelError, "experiments: decision failed",
+		slog.String("flag", f.full), slog.String("course", courseKey),
+		slog.Int("bucket", d.Bucket), slog.String("reason", string(d.Reason)), slog.Any("err", d.Err))
 }
 
 // saveWriter saves the session before the response is committed.

@@ -1,0 +1,33 @@
+package experiments_test
+
+import (
+	"context"
+	"testing"
+)
+
+// The hot path's allocation budget: one allocation for the request state,
+// none for a decision, none for a cached decision.
+func TestHotPathAllocations(t *testing.T) {
+	x, users := benchRuntime(t)
+	bg := context.Background()
+	cases := []struct {
+		name string
+		max  float64
+		run  func()
+	}{
+		{"first decision in a request, state included", 1, func() {
+			benchFlag.Bucket(x.NewContext(bg, users[0]), benchCourse)
+		}},
+		{"cached decision", 0, func() {}},
+	}
+	ctx := x.NewContext(bg, users[1])
+	benchFlag.Bucket(ctx, benchCourse)
+	cases[1].run = func() { benchFlag.Bucket(ctx, benchCourse) }
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := testing.AllocsPerRun(200, c.run); got > c.max {
+				t.Errorf("allocs = %v, want <= %v", got, c.max)
+			}
+		})
+	}
+}

@@ -1,0 +1,99 @@
+package experiments_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+
+	"github.com/abkit/experiments"
+	"github.com/labstack/echo/v4"
+)
+
+const benchCourse = "course-v1:edX+DemoX+2026"
+
+var benchFlag = experiments.NewFlag("bench", "upgrade")
+
+// benchRuntime returns an Experiments on a warm MemStore with benchFlag on
+// for everyone, and users with distinct IDs.
+func benchRuntime(tb testing.TB) (*experiments.Experiments, []experiments.User) {
+	tb.Helper()
+	store := experiments.NewMemStore()
+	if err := store.SetFlag(context.Background(), benchFlag.Name(), experiments.On()); err != nil {
+		tb.Fatal(err)
+	}
+	users := make([]experiments.User, 1024)
+	for i := range users {
+		users[i] = experiments.User{ID: strconv.Itoa(100000 + i), Username: "user" + strconv.Itoa(i)}
+	}
+	return experiments.New(experiments.Config{Store: store}), users
+}
+
+// BenchmarkBucketFirst is the first decision in a request: fresh request
+// state, warm store, two buckets, a course key, a different user each time.
+func BenchmarkBucketFirst(b *testing.B) {
+	x, users := benchRuntime(b)
+	bg := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		ctx := x.NewContext(bg, users[i%len(users)])
+		benchFlag.Bucket(ctx, benchCourse)
+		i++
+	}
+}
+
+// BenchmarkBucketCached is a later call in the same request.
+func BenchmarkBucketCached(b *testing.B) {
+	x, users := benchRuntime(b)
+	ctx := x.NewContext(context.Background(), users[0])
+	benchFlag.Bucket(ctx, benchCourse)
+	b.ReportAllocs()
+	for b.Loop() {
+		benchFlag.Bucket(ctx, benchCourse)
+	}
+}
+
+// BenchmarkMiddlewareEcho is a whole echo request with one Bucket call,
+// with the middleware and, for comparison, without it.
+func BenchmarkMiddlewareEcho(b *testing.B) {
+	x, users := benchRuntime(b)
+	handler := func(c echo.Context) error {
+		benchFlag.Bucket(c.Request().Context(), benchCourse)
+		return c.NoContent(http.StatusNoContent)
+	}
+	user := func(echo.Context) experiments.User { return users[0] }
+	for _, bc := range []struct {
+		name string
+		mw   []echo.MiddlewareFunc
+	}{
+		{"without", nil},
+		{"with", []echo.MiddlewareFunc{x.Middleware(experiments.MiddlewareConfig{User: user})}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			e := echo.New()
+			e.GET("/", handler, bc.mw...)
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			w := httptest.NewRecorder()
+			b.ReportAllocs()
+			for b.Loop() {
+				e.ServeHTTP(w, req)
+			}
+		})
+	}
+}
+
+func BenchmarkSHA256Bucket(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		experiments.SHA256Bucket("bench.upgrade."+benchCourse, "100042", 2)
+	}
+}
+
+func BenchmarkEdXBucket(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		experiments.EdXBucket("bench.upgrade."+benchCourse, "user42", 2)
+	}
+}
