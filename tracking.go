@@ -108,9 +108,20 @@ func (st *reqState) session() *sessions.Session {
 		x.log.LogAttrs(st, slog.LevelWarn, "experiments: reading the session failed; starting a new one",
 			slog.String("session", x.sessionName), slog.Any("err", err))
 	}
-	if sess != nil && sess.Values == nil {
-		sess.Values = make(map[any]any)
+	if sess == nil {
+		return nil
+	}
+	// The marks belong to one user: another user signing in on the same
+	// browser starts with none.
+	if sess.Values == nil || sess.Values[sessionUserKey] != st.user.ID {
+		if len(sess.Values) > 0 {
+			st.dirty = true
+		}
+		sess.Values = map[any]any{sessionUserKey: st.user.ID}
 	}
 	st.sess = sess
 	return sess
 }
+
+// sessionUserKey holds the ID of the user the session's marks belong to.
+const sessionUserKey = "user"

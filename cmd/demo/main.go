@@ -1,0 +1,329 @@
+// Command demo is a small echo site that shows package experiments at
+// work: log in as one of five seeded users, open a course, and see which
+// bucket of two experiments you are in, why, and the "user bucketed"
+// events your visits sent. It needs no setup: flags live in a MemStore
+// seeded at start-up and the cookie keys are random per run.
+//
+//	go run ./cmd/demo [-addr 127.0.0.1:8080]
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"embed"
+	"errors"
+	"flag"
+	"fmt"
+	"html/template"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/abkit/experiments"
+)
+
+// The demo's experiments, declared once like Open edX's flags.
+var (
+	upgradeButton = experiments.NewFlag("course_experience", "upgrade_button")
+	newOutline    = experiments.NewFlag("course_experience", "new_outline",
+		experiments.WithBuckets(3), experiments.WithExperimentID(outlineExperiment))
+)
+
+// outlineExperiment is the experiment whose values bound new_outline's
+// enrollment window.
+const outlineExperiment = 1
+
+// Session (cookie) names: the demo's login and the experiments' marks.
+const (
+	loginSession       = "demo-login"
+	experimentsSession = "experiments"
+)
+
+// maxEvents is how many events the /events page keeps.
+const maxEvents = 20
+
+// users are the accounts the login form offers. IDs are fixed, so a user
+// keeps their buckets across restarts.
+var users = []experiments.User{
+	{ID: "1", Username: "alice"},
+	{ID: "2", Username: "bob"},
+	{ID: "3", Username: "carol", Staff: true},
+	{ID: "4", Username: "dave"},
+	{ID: "5", Username: "erin"},
+}
+
+type course struct {
+	Key, Title string
+	Sections   []string
+}
+
+var courses = []course{
+	{"course-v1:DemoX+Intro+2026", "Introduction to A/B testing", []string{"Welcome", "Hypotheses", "Buckets and hashing", "Reading results"}},
+	{"course-v1:DemoX+Advanced+2026", "Advanced experimentation", []string{"Sequential tests", "Bandits", "Guardrail metrics"}},
+	{"course-v1:OtherU+Stats+2026", "Statistics for product teams", []string{"Distributions", "Confidence intervals", "Power", "Pitfalls"}},
+}
+
+//go:embed templates.html
+var templateFS embed.FS
+
+var pages = template.Must(template.ParseFS(templateFS, "templates.html"))
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, *addr, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves the demo on addr until ctx is done, then shuts down
+// gracefully. Logs and events go to out.
+func run(ctx context.Context, addr string, out io.Writer) error {
+	logger := slog.New(slog.NewTextHandler(out, nil))
+	app, err := newApp(ctx, logger)
+	if err != nil {
+		return err
+	}
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "demo: listening on http://%s\n", ln.Addr())
+	srv := &http.Server{
+		Handler:           app,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("demo: shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}
+
+// demo holds what the handlers share.
+type demo struct {
+	cookies *sessions.CookieStore // the login session and the experiments' marks
+	events  *eventLog
+}
+
+// newApp seeds a MemStore and returns the demo's echo site.
+func newApp(ctx context.Context, logger *slog.Logger) (*echo.Echo, error) {
+	store := experiments.NewMemStore()
+	if err := seed(ctx, store, time.Now()); err != nil {
+		return nil, fmt.Errorf("seeding flags: %w", err)
+	}
+	// Random keys: nothing to configure, and a restart logs everyone out.
+	cookies := sessions.NewCookieStore(randomKey(), randomKey())
+	cookies.Options = &sessions.Options{Path: "/", MaxAge: 30 * 86400, HttpOnly: true, SameSite: http.SameSiteLaxMode}
+	d := &demo{cookies: cookies, events: &eventLog{log: logger}}
+
+	x := experiments.New(experiments.Config{
+		Store:       store,
+		Tracker:     d.events,
+		Sessions:    cookies,
+		SessionName: experimentsSession,
+		Site:        "demo.local",
+		Logger:      logger,
+	})
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.Use(middleware.Recover())
+	e.Use(x.Middleware(experiments.MiddlewareConfig{User: d.user}))
+	e.GET("/", d.home)
+	e.POST("/login", d.login)
+	e.POST("/logout", d.logout)
+	e.GET("/courses/:courseKey", d.course)
+	e.GET("/events", d.eventsPage)
+	return e, nil
+}
+
+// seed sets up the flags: upgrade_button on for everyone but org OtherU;
+// new_outline on for signed-in users who enrolled in the last 30 days (or
+// are not enrolled), staff forced into bucket 2; dave enrolled in DemoX
+// before the window opened.
+func seed(ctx context.Context, s *experiments.MemStore, now time.Time) error {
+	return errors.Join(
+		s.SetFlag(ctx, upgradeButton.Name(), experiments.On()),
+		s.SetOrgOverride(ctx, upgradeButton.Name(), "OtherU", experiments.ForceOff),
+		s.SetFlag(ctx, newOutline.Name(), experiments.Rule{Authenticated: true}),
+		s.SetFlag(ctx, newOutline.Name()+".2", experiments.Rule{Staff: true}),
+		s.SetExperimentValue(ctx, outlineExperiment, experiments.EnrollmentStart,
+			now.AddDate(0, 0, -30).UTC().Format(time.DateOnly)),
+		s.SetEnrollment(ctx, "4", courses[0].Key, now.AddDate(0, 0, -60)),
+	)
+}
+
+func randomKey() []byte {
+	k := make([]byte, 32)
+	rand.Read(k) // never fails since Go 1.24
+	return k
+}
+
+// user is the experiments' MiddlewareConfig.User: the user of the login
+// session, or anonymous.
+func (d *demo) user(c echo.Context) experiments.User {
+	sess, err := d.cookies.Get(c.Request(), loginSession)
+	if err != nil {
+		return experiments.User{} // no valid cookie (e.g. from before a restart)
+	}
+	name, _ := sess.Values["username"].(string)
+	u, _ := userNamed(name)
+	return u
+}
+
+func userNamed(name string) (experiments.User, bool) {
+	i := slices.IndexFunc(users, func(u experiments.User) bool { return u.Username == name })
+	if i < 0 {
+		return experiments.User{}, false
+	}
+	return users[i], true
+}
+
+func (d *demo) login(c echo.Context) error {
+	u, ok := userNamed(c.FormValue("username"))
+	if !ok {
+		return echo.NewHTTPError(http.StatusBadRequest, "unknown user")
+	}
+	return d.setLogin(c, u.Username)
+}
+
+func (d *demo) logout(c echo.Context) error { return d.setLogin(c, "") }
+
+// setLogin stores username in the login session ("" deletes it) and, as
+// Django does on login and logout, drops the experiments session, so the
+// next user of this browser is tracked afresh.
+func (d *demo) setLogin(c echo.Context, username string) error {
+	sess, _ := d.cookies.Get(c.Request(), loginSession) // a bad cookie gives a new session
+	if username == "" {
+		sess.Options.MaxAge = -1
+	} else {
+		sess.Values["username"] = username
+	}
+	if err := sess.Save(c.Request(), c.Response()); err != nil {
+		return err
+	}
+	http.SetCookie(c.Response(), &http.Cookie{Name: experimentsSession, Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	return c.Redirect(http.StatusSeeOther, "/")
+}
+
+// page is what every page shows.
+type page struct {
+	Title   string
+	User    experiments.User
+	Users   []experiments.User
+	Courses []course
+}
+
+func (d *demo) page(c echo.Context, title string) page {
+	return page{Title: title, User: d.user(c), Users: users, Courses: courses}
+}
+
+func (d *demo) home(c echo.Context) error {
+	return render(c, "home", d.page(c, "Home"))
+}
+
+// flagView is one experiment's decision as the course page shows it.
+type flagView struct {
+	Flag *experiments.ExperimentFlag
+	experiments.Decision
+	On bool // IsExperimentOn
+}
+
+func decide(ctx context.Context, f *experiments.ExperimentFlag, courseKey string) flagView {
+	return flagView{Flag: f, Decision: f.Decide(ctx, courseKey), On: f.IsExperimentOn(ctx, courseKey)}
+}
+
+func (d *demo) course(c echo.Context) error {
+	key, err := url.PathUnescape(c.Param("courseKey"))
+	i := slices.IndexFunc(courses, func(crs course) bool { return crs.Key == key })
+	if err != nil || i < 0 {
+		return echo.NewHTTPError(http.StatusNotFound, "no such course")
+	}
+	ctx := c.Request().Context()
+	return render(c, "course", struct {
+		page
+		Course           course
+		Org              string
+		Upgrade, Outline flagView
+	}{
+		page:    d.page(c, courses[i].Title),
+		Course:  courses[i],
+		Org:     experiments.CourseOrg(key),
+		Upgrade: decide(ctx, upgradeButton, key),
+		Outline: decide(ctx, newOutline, key),
+	})
+}
+
+func (d *demo) eventsPage(c echo.Context) error {
+	return render(c, "events", struct {
+		page
+		Max    int
+		Events []experiments.Event
+	}{d.page(c, "Events"), maxEvents, d.events.recent()})
+}
+
+// render executes template name into a buffer first, so that a template
+// error gives a clean 500 rather than half a page.
+func render(c echo.Context, name string, data any) error {
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store") // pages differ per user
+	return c.HTMLBlob(http.StatusOK, buf.Bytes())
+}
+
+// eventLog is the demo's Tracker: it logs each event and keeps the last
+// maxEvents for the /events page. It is safe for concurrent use.
+type eventLog struct {
+	log    *slog.Logger
+	mu     sync.Mutex
+	events []experiments.Event // oldest first
+}
+
+// Track logs e and remembers it.
+func (l *eventLog) Track(ctx context.Context, e experiments.Event) error {
+	l.log.LogAttrs(ctx, slog.LevelInfo, "demo: "+e.Name,
+		slog.String("user", e.UserID), slog.String("experiment", e.AppLabel+"."+e.Experiment),
+		slog.String("course", e.CourseKey), slog.Int("bucket", e.Bucket), slog.Bool("staff", e.IsStaff))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+	if len(l.events) > maxEvents {
+		l.events = l.events[len(l.events)-maxEvents:]
+	}
+	return nil
+}
+
+// recent returns the remembered events, newest first.
+func (l *eventLog) recent() []experiments.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	events := slices.Clone(l.events)
+	slices.Reverse(events)
+	return events
+}
