@@ -136,7 +136,9 @@ func (f *ExperimentFlag) IsExperimentOn(ctx context.Context, courseKey string) b
 	st := sc.st
 	snap, err := st.x.store.Snapshot(ctx)
 	if err != nil {
-		st.x.logError(ctx, f, courseKey, Decision{Reason: ReasonError, Err: fmt.Errorf("%s: store: %w", f.full, err)})
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		st.logOnce(ctx, f, courseKey, Decision{Reason: ReasonError, Err: fmt.Errorf("%s: store: %w", f.full, err)})
 		return false
 	}
 	c := snap.flags[f.full]
@@ -195,7 +197,7 @@ func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, track boo
 	}
 	st.remember(f, courseKey, d.Bucket)
 	if d.Err != nil {
-		st.x.logError(ctx, f, courseKey, d)
+		st.logOnce(ctx, f, courseKey, d)
 	}
 	return d
 }

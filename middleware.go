@@ -232,7 +232,8 @@ type reqState struct {
 	ncache      int
 	more        []cacheEntry
 	enrollments []enrollment
-	logged      bool // a session failure was logged
+	failed      []cacheEntry // experiments whose failure was logged
+	logged      bool         // a session failure was logged
 
 	// With Config.Sessions and HTTP only.
 	r         *http.Request
@@ -313,10 +314,16 @@ func (st *reqState) save() {
 	}
 }
 
-// logError logs the failure of a decision. Decisions are cached, so it is
-// logged at most once per request and experiment.
-func (x *Experiments) logError(ctx context.Context, f *ExperimentFlag, courseKey string, d Decision) {
-	x.log.LogAttrs(ctx, slog.LevelError, "experiments: decision failed",
+// logOnce logs the failure of a decision, at most once per request and
+// experiment. st.mu is held.
+func (st *reqState) logOnce(ctx context.Context, f *ExperimentFlag, courseKey string, d Decision) {
+	for _, e := range st.failed {
+		if e.flag == f && e.course == courseKey {
+			return
+		}
+	}
+	st.failed = append(st.failed, cacheEntry{flag: f, course: courseKey})
+	st.x.log.LogAttrs(ctx, slog.LevelError, "experiments: decision failed",
 		slog.String("flag", f.full), slog.String("course", courseKey),
 		slog.Int("bucket", d.Bucket), slog.String("reason", string(d.Reason)), slog.Any("err", d.Err))
 }
