@@ -156,12 +156,11 @@ func (x *Experiments) Middleware(mc MiddlewareConfig) echo.MiddlewareFunc {
 			if x.sessions == nil {
 				return next(c)
 			}
-			st.r, st.w = r, c.Response()
-			sessions.GetRegistry(r) // handlers that read sessions share ours
-			c.Response().Before(st.save)
+			ss := st.withSession(r, c.Response())
+			c.Response().Before(ss.save)
 			err := next(c)
 			if !c.Response().Committed {
-				st.save()
+				ss.save()
 			}
 			return err
 		}
@@ -183,13 +182,10 @@ func (x *Experiments) Handler(next http.Handler, user func(*http.Request) User) 
 			next.ServeHTTP(w, r)
 			return
 		}
-		st.r, st.w = r, w
-		sessions.GetRegistry(r)
-		sw := &saveWriter{ResponseWriter: w, st: st}
-		next.ServeHTTP(sw, r)
-		if !sw.committed {
-			st.save()
-		}
+		ss := st.withSession(r, w)
+		ss.writer = saveWriter{ResponseWriter: w, ss: ss}
+		next.ServeHTTP(&ss.writer, r)
+		ss.save()
 	})
 }
 
@@ -227,19 +223,36 @@ type reqState struct {
 	x     *Experiments
 	user  User
 
-	mu          sync.Mutex
-	cache       [4]cacheEntry // the first decisions, without allocating
-	ncache      int
-	more        []cacheEntry
+	mu     sync.Mutex
+	cache  [4]cacheEntry // the first decisions, without allocating
+	ncache int
+	rare   *rareState    // made on first use
+	sess   *sessionState // with Config.Sessions over HTTP only
+}
+
+// rareState is the part of a request's state that most requests never
+// need, kept apart so that the state stays small.
+type rareState struct {
+	more        []cacheEntry // decisions past the first len(cache)
 	enrollments []enrollment
 	failed      []cacheEntry // experiments whose failure was logged
-	logged      bool         // a session failure was logged
+}
 
-	// With Config.Sessions and HTTP only.
+func (st *reqState) rareState() *rareState {
+	if st.rare == nil {
+		st.rare = new(rareState)
+	}
+	return st.rare
+}
+
+// sessionState is a request's session of tracking marks.
+type sessionState struct {
+	writer    saveWriter // the response writer, for net/http
+	st        *reqState
 	r         *http.Request
 	w         http.ResponseWriter
 	sess      *sessions.Session
-	sessRead  bool // sess was read (or failed to be)
+	read      bool // sess was read (or failed to be)
 	dirty     bool // sess has marks to save
 	committed bool // the response is committed: no more saving
 }
@@ -274,9 +287,11 @@ func (st *reqState) cached(f *ExperimentFlag, courseKey string) (int, bool) {
 			return e.bucket, true
 		}
 	}
-	for i := range st.more {
-		if e := &st.more[i]; e.flag == f && e.course == courseKey {
-			return e.bucket, true
+	if st.rare != nil {
+		for i := range st.rare.more {
+			if e := &st.rare.more[i]; e.flag == f && e.course == courseKey {
+				return e.bucket, true
+			}
 		}
 	}
 	return 0, false
@@ -290,25 +305,27 @@ func (st *reqState) remember(f *ExperimentFlag, courseKey string, bucket int) {
 		st.ncache++
 		return
 	}
-	st.more = append(st.more, e)
+	rare := st.rareState()
+	rare.more = append(rare.more, e)
 }
 
 // save writes the session when marks were added and the response is not
-// committed yet. It runs once the response is about to be committed.
-func (st *reqState) save() {
+// committed yet. It runs once, when the response is about to be committed.
+func (ss *sessionState) save() {
+	st := ss.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.committed {
+	if ss.committed {
 		return
 	}
-	st.committed = true
-	if !st.dirty || st.sess == nil {
+	ss.committed = true
+	if !ss.dirty || ss.sess == nil {
 		return
 	}
-	st.dirty = false
+	ss.dirty = false
 	opts := st.x.sessionOpts
-	st.sess.Options = &opts
-	if err := st.x.sessions.Save(st.r, st.w, st.sess); err != nil {
+	ss.sess.Options = &opts
+	if err := st.x.sessions.Save(ss.r, ss.w, ss.sess); err != nil {
 		st.x.log.LogAttrs(st, slog.LevelWarn, "experiments: saving the session failed",
 			slog.String("session", st.x.sessionName), slog.Any("err", err))
 	}
@@ -317,28 +334,37 @@ func (st *reqState) save() {
 // logOnce logs the failure of a decision, at most once per request and
 // experiment. st.mu is held.
 func (st *reqState) logOnce(ctx context.Context, f *ExperimentFlag, courseKey string, d Decision) {
-	for _, e := range st.failed {
+	rare := st.rareState()
+	for _, e := range rare.failed {
 		if e.flag == f && e.course == courseKey {
 			return
 		}
 	}
-	st.failed = append(st.failed, cacheEntry{flag: f, course: courseKey})
+	rare.failed = append(rare.failed, cacheEntry{flag: f, course: courseKey})
 	st.x.log.LogAttrs(ctx, slog.LevelError, "experiments: decision failed",
 		slog.String("flag", f.full), slog.String("course", courseKey),
 		slog.Int("bucket", d.Bucket), slog.String("reason", string(d.Reason)), slog.Any("err", d.Err))
 }
 
+// withSession gives st a session state for request r (whose context is
+// st) and its response writer w.
+func (st *reqState) withSession(r *http.Request, w http.ResponseWriter) *sessionState {
+	sessions.GetRegistry(r) // handlers that read sessions share ours
+	st.sess = &sessionState{st: st, r: r, w: w}
+	return st.sess
+}
+
 // saveWriter saves the session before the response is committed.
 type saveWriter struct {
 	http.ResponseWriter
-	st        *reqState
+	ss        *sessionState
 	committed bool
 }
 
 func (w *saveWriter) commit() {
 	if !w.committed {
 		w.committed = true
-		w.st.save()
+		w.ss.save()
 	}
 }
 

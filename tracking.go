@@ -51,7 +51,8 @@ func (st *reqState) track(ctx context.Context, f *ExperimentFlag, courseKey stri
 		return false, nil
 	}
 	var mark string
-	if sess := st.session(); sess != nil {
+	sess := st.session()
+	if sess != nil {
 		mark = "tracked." + f.full
 		if courseKey != "" {
 			mark += "." + courseKey
@@ -69,9 +70,9 @@ func (st *reqState) track(ctx context.Context, f *ExperimentFlag, courseKey stri
 		return false, fmt.Errorf("%s: %w: %w", f.full, ErrTracker, err)
 	}
 	if mark != "" {
-		st.sess.Values[mark] = true
-		st.dirty = true
-		if st.committed {
+		sess.Values[mark] = true
+		st.sess.dirty = true
+		if st.sess.committed {
 			x.log.LogAttrs(ctx, slog.LevelWarn, "experiments: bucketed after the response was committed; the session mark is lost",
 				slog.String("flag", f.full), slog.String("course", courseKey))
 		}
@@ -92,19 +93,19 @@ func safeTrack(ctx context.Context, t Tracker, e Event) (err error) {
 // session returns the request's session, reading it on first use; nil
 // without Config.Sessions or outside HTTP. st.mu is held.
 func (st *reqState) session() *sessions.Session {
-	if st.sessRead {
-		return st.sess
-	}
-	st.sessRead = true
-	x := st.x
-	if x.sessions == nil || st.r == nil {
+	ss := st.sess
+	if ss == nil {
 		return nil
 	}
-	sess, err := x.sessions.Get(st.r, x.sessionName)
-	if err != nil && !st.logged {
+	if ss.read {
+		return ss.sess
+	}
+	ss.read = true
+	x := st.x
+	sess, err := x.sessions.Get(ss.r, x.sessionName)
+	if err != nil {
 		// A cookie that no longer decodes (rotated keys, tampering) gives a
 		// new session: the user may be tracked again, nothing worse.
-		st.logged = true
 		x.log.LogAttrs(st, slog.LevelWarn, "experiments: reading the session failed; starting a new one",
 			slog.String("session", x.sessionName), slog.Any("err", err))
 	}
@@ -115,11 +116,11 @@ func (st *reqState) session() *sessions.Session {
 	// browser starts with none.
 	if sess.Values == nil || sess.Values[sessionUserKey] != st.user.ID {
 		if len(sess.Values) > 0 {
-			st.dirty = true
+			ss.dirty = true
 		}
 		sess.Values = map[any]any{sessionUserKey: st.user.ID}
 	}
-	st.sess = sess
+	ss.sess = sess
 	return sess
 }
 
