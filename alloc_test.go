@@ -3,12 +3,14 @@ package experiments_test
 import (
 	"context"
 	"testing"
+
+	"github.com/abkit/experiments"
 )
 
 // The hot path's allocation budget: one allocation for the request state,
 // none for a decision, none for a cached decision.
 func TestHotPathAllocations(t *testing.T) {
-	x, users := benchRuntime(t)
+	x, users := benchRuntime(t, experiments.Config{})
 	bg := context.Background()
 	cases := []struct {
 		name string

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/abkit/experiments"
+	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 )
 
@@ -15,9 +16,9 @@ const benchCourse = "course-v1:edX+DemoX+2026"
 
 var benchFlag = experiments.NewFlag("bench", "upgrade")
 
-// benchRuntime returns an Experiments on a warm MemStore with benchFlag on
-// for everyone, and users with distinct IDs.
-func benchRuntime(tb testing.TB) (*experiments.Experiments, []experiments.User) {
+// benchRuntime returns an Experiments for cfg on a warm MemStore with
+// benchFlag on for everyone, and users with distinct IDs.
+func benchRuntime(tb testing.TB, cfg experiments.Config) (*experiments.Experiments, []experiments.User) {
 	tb.Helper()
 	store := experiments.NewMemStore()
 	if err := store.SetFlag(context.Background(), benchFlag.Name(), experiments.On()); err != nil {
@@ -27,13 +28,14 @@ func benchRuntime(tb testing.TB) (*experiments.Experiments, []experiments.User) 
 	for i := range users {
 		users[i] = experiments.User{ID: strconv.Itoa(100000 + i), Username: "user" + strconv.Itoa(i)}
 	}
-	return experiments.New(experiments.Config{Store: store}), users
+	cfg.Store = store
+	return experiments.New(cfg), users
 }
 
 // BenchmarkBucketFirst is the first decision in a request: fresh request
 // state, warm store, two buckets, a course key, a different user each time.
 func BenchmarkBucketFirst(b *testing.B) {
-	x, users := benchRuntime(b)
+	x, users := benchRuntime(b, experiments.Config{})
 	bg := context.Background()
 	b.ReportAllocs()
 	i := 0
@@ -46,7 +48,7 @@ func BenchmarkBucketFirst(b *testing.B) {
 
 // BenchmarkBucketCached is a later call in the same request.
 func BenchmarkBucketCached(b *testing.B) {
-	x, users := benchRuntime(b)
+	x, users := benchRuntime(b, experiments.Config{})
 	ctx := x.NewContext(context.Background(), users[0])
 	benchFlag.Bucket(ctx, benchCourse)
 	b.ReportAllocs()
@@ -58,27 +60,42 @@ func BenchmarkBucketCached(b *testing.B) {
 // BenchmarkMiddlewareEcho is a whole echo request with one Bucket call,
 // with the middleware and, for comparison, without it.
 func BenchmarkMiddlewareEcho(b *testing.B) {
-	x, users := benchRuntime(b)
+	x, users := benchRuntime(b, experiments.Config{})
 	handler := func(c echo.Context) error {
 		benchFlag.Bucket(c.Request().Context(), benchCourse)
 		return c.NoContent(http.StatusNoContent)
 	}
 	user := func(echo.Context) experiments.User { return users[0] }
+	tracked, _ := benchRuntime(b, experiments.Config{
+		Tracker:  experiments.TrackerFunc(func(context.Context, experiments.Event) error { return nil }),
+		Sessions: sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef")),
+	})
 	for _, bc := range []struct {
 		name string
 		mw   []echo.MiddlewareFunc
 	}{
 		{"without", nil},
 		{"with", []echo.MiddlewareFunc{x.Middleware(experiments.MiddlewareConfig{User: user})}},
+		// The session is decoded to find the user already tracked: the
+		// cookie codec's cost, paid on the first decision of a request.
+		{"with-session-already-tracked", []echo.MiddlewareFunc{tracked.Middleware(experiments.MiddlewareConfig{User: user})}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			e := echo.New()
 			e.GET("/", handler, bc.mw...)
 			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			first := httptest.NewRecorder()
+			e.ServeHTTP(first, req)
+			for _, c := range first.Result().Cookies() {
+				req.AddCookie(c)
+			}
 			w := httptest.NewRecorder()
 			b.ReportAllocs()
 			for b.Loop() {
 				e.ServeHTTP(w, req)
+				if w.Header()["Set-Cookie"] != nil {
+					b.Fatal("a request that tracked nothing new set a cookie")
+				}
 			}
 		})
 	}

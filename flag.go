@@ -134,11 +134,11 @@ func (f *ExperimentFlag) IsExperimentOn(ctx context.Context, courseKey string) b
 		return false
 	}
 	st := sc.st
-	snap, err := st.x.store.Snapshot(ctx)
+	snap, err := snapshot(ctx, st.x.store)
 	if err != nil {
 		st.mu.Lock()
 		defer st.mu.Unlock()
-		st.logOnce(ctx, f, courseKey, Decision{Reason: ReasonError, Err: fmt.Errorf("%s: store: %w", f.full, err)})
+		st.logOnce(ctx, f, courseKey, Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)})
 		return false
 	}
 	c := snap.flags[f.full]
@@ -205,9 +205,9 @@ func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, track boo
 // evaluate decides for the request's user without the cache or tracking.
 func (f *ExperimentFlag) evaluate(ctx context.Context, st *reqState, courseKey string) Decision {
 	x := st.x
-	snap, err := x.store.Snapshot(ctx)
+	snap, err := snapshot(ctx, x.store)
 	if err != nil {
-		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: store: %w", f.full, err)}
+		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)}
 	}
 	c := snap.flags[f.full]
 	if c == nil || !c.on(x, &st.user, courseKey) {
@@ -236,5 +236,9 @@ func (f *ExperimentFlag) evaluate(ctx context.Context, st *reqState, courseKey s
 	if f.courseAware {
 		group = courseKey
 	}
-	return Decision{Bucket: x.hash(f.full, group, &st.user, f.buckets), Reason: ReasonHashed}
+	b, err := x.hash(f.full, group, &st.user, f.buckets)
+	if err != nil {
+		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)}
+	}
+	return Decision{Bucket: b, Reason: ReasonHashed}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -103,14 +104,29 @@ func New(cfg Config) *Experiments {
 }
 
 // hash buckets u in group (+ "." + courseKey when courseKey is not empty).
-func (x *Experiments) hash(group, courseKey string, u *User, buckets int) int {
+// A custom Hasher that panics or answers outside [0, buckets) gives an
+// error.
+func (x *Experiments) hash(group, courseKey string, u *User, buckets int) (int, error) {
 	if x.sha256 {
-		return sha256Bucket3(group, courseKey, u.ID, buckets)
+		return sha256Bucket3(group, courseKey, u.ID, buckets), nil
 	}
 	if courseKey != "" {
 		group += "." + courseKey
 	}
-	return x.hasher(group, *u, buckets)
+	return x.customHash(group, u, buckets)
+}
+
+func (x *Experiments) customHash(group string, u *User, buckets int) (b int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			b, err = 0, fmt.Errorf("hasher panicked on group %q: %v", group, p)
+		}
+	}()
+	b = x.hasher(group, *u, buckets)
+	if b < 0 || b >= buckets {
+		return 0, fmt.Errorf("hasher returned %d for group %q and %d buckets", b, group, buckets)
+	}
+	return b, nil
 }
 
 // User is the person a request decides for. The app fills it from its own

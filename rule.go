@@ -101,28 +101,45 @@ func (s State) validate() error {
 
 // CourseOrg returns the organization of an Open edX course key:
 // "ORG" for "course-v1:ORG+COURSE+RUN" (and "ccx-v1:ORG+COURSE+RUN+ccx@N")
-// and for the old "ORG/COURSE/RUN". It returns "" for anything else.
+// and for the old "ORG/COURSE/RUN". It returns "" for anything else. Like
+// edX's opaque keys, each part is letters, digits and "_-~.:".
 func CourseOrg(courseKey string) string {
-	if i := strings.IndexByte(courseKey, ':'); i >= 0 {
-		prefix, rest := courseKey[:i], courseKey[i+1:]
-		if prefix != "course-v1" && prefix != "ccx-v1" {
+	var org, course, run string
+	if rest, ok := strings.CutPrefix(courseKey, "course-v1:"); ok {
+		org, rest, _ = strings.Cut(rest, "+")
+		course, run, _ = strings.Cut(rest, "+")
+	} else if rest, ok := strings.CutPrefix(courseKey, "ccx-v1:"); ok {
+		var ccx string
+		org, rest, _ = strings.Cut(rest, "+")
+		course, rest, _ = strings.Cut(rest, "+")
+		run, ccx, _ = strings.Cut(rest, "+")
+		if id, ok := strings.CutPrefix(ccx, "ccx@"); !ok || id == "" || strings.Trim(id, "0123456789") != "" {
 			return ""
 		}
-		org, tail, ok := strings.Cut(rest, "+")
-		if !ok || org == "" || !strings.Contains(tail, "+") {
-			return ""
-		}
-		return org
+	} else {
+		var rest string
+		org, rest, _ = strings.Cut(courseKey, "/")
+		course, run, _ = strings.Cut(rest, "/")
 	}
-	org, tail, ok := strings.Cut(courseKey, "/")
-	if !ok || org == "" {
-		return ""
-	}
-	course, run, ok := strings.Cut(tail, "/")
-	if !ok || course == "" || run == "" || strings.Contains(run, "/") {
+	// A part holding a separator means too many parts.
+	if !keyPart(org) || !keyPart(course) || !keyPart(run) {
 		return ""
 	}
 	return org
+}
+
+// keyPart reports whether s is a part of a course key: one or more
+// letters, digits or "_-~.:".
+func keyPart(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !nameByte(c) && c != '~' && c != '.' && c != ':' {
+			return false
+		}
+	}
+	return true
 }
 
 // compiledFlag is one flag of a Snapshot, ready to evaluate: its rule,
@@ -188,7 +205,9 @@ func (c *compiledFlag) ruleOn(x *Experiments, u *User) bool {
 		}
 	}
 	if r.Percent > 0 {
-		return float64(x.hash(c.percent, "", u, percentBuckets)) < r.Percent*percentBuckets/100
+		// A failing custom Hasher leaves the user out.
+		h, err := x.hash(c.percent, "", u, percentBuckets)
+		return err == nil && float64(h) < r.Percent*percentBuckets/100
 	}
 	return false
 }

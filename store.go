@@ -2,6 +2,8 @@ package experiments
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +23,18 @@ type Store interface {
 // found=false and a nil error; err means the lookup failed.
 type Enrollments interface {
 	Enrollment(ctx context.Context, userID, courseKey string) (created time.Time, found bool, err error)
+}
+
+// snapshot returns the store's snapshot, treating a nil one as a failure.
+func snapshot(ctx context.Context, s Store) (*Snapshot, error) {
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if snap == nil {
+		return nil, errors.New("store: no snapshot")
+	}
+	return snap, nil
 }
 
 // SnapshotData is the configuration a Snapshot is built from. Stores fill
