@@ -182,6 +182,9 @@ func checkOverride(name, field, key string, st State) error {
 	if err := checkText(field, key, maxNameLen); err != nil {
 		return fmt.Errorf("flag %s: %w", name, err)
 	}
+	if field == "org" && !keyPart(key) {
+		return fmt.Errorf("%w: flag %s: org %q: want letters, digits and \"_-~.:\" as in course keys", ErrInvalid, name, key)
+	}
 	if err := st.validate(); err != nil {
 		return fmt.Errorf("flag %s %s %q: %w", name, field, key, err)
 	}
