@@ -82,7 +82,8 @@ func BenchmarkMiddlewareEcho(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			e := echo.New()
-			e.GET("/", handler, bc.mw...)
+			e.Use(bc.mw...)
+			e.GET("/", handler)
 			req := httptest.NewRequest(http.MethodGet, "/", nil)
 			first := httptest.NewRecorder()
 			e.ServeHTTP(first, req)
