@@ -150,7 +150,7 @@ type Decision struct {
 	Bucket  int
 	Reason  Reason // why this bucket; see the constants
 	Tracked bool   // this call emitted the bucketing event
-	Err     error  // a store/enrollment failure that forced control
+	Err     error  // a store/enrollment failure that forced control (or a tracker failure: bucket kept)
 }
 
 // Reason says why a decision gave its bucket.
@@ -232,11 +232,11 @@ func (f *ExperimentFlag) evaluate(ctx context.Context, st *reqState, courseKey s
 			return Decision{Bucket: i, Reason: ReasonForced}
 		}
 	}
-	group := ""
+	hashCourse := ""
 	if f.courseAware {
-		group = courseKey
+		hashCourse = courseKey
 	}
-	b, err := x.hash(f.full, group, &st.user, f.buckets)
+	b, err := x.hash(f.full, hashCourse, &st.user, f.buckets)
 	if err != nil {
 		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)}
 	}
