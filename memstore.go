@@ -74,7 +74,7 @@ func (s *MemStore) DeleteFlag(_ context.Context, name string) error {
 // SetCourseOverride forces flag name on or off in one course; Unset
 // removes the override.
 func (s *MemStore) SetCourseOverride(_ context.Context, name, courseKey string, st State) error {
-	if err := checkOverride(name, "course key", courseKey, st); err != nil {
+	if err := ValidateCourseOverride(name, courseKey, st); err != nil {
 		return err
 	}
 	s.update(func(d *SnapshotData) { d.CourseOverrides = withState(d.CourseOverrides, name, courseKey, st) })
@@ -84,7 +84,7 @@ func (s *MemStore) SetCourseOverride(_ context.Context, name, courseKey string, 
 // SetOrgOverride forces flag name on or off in every course of an org;
 // Unset removes the override. A course override beats it.
 func (s *MemStore) SetOrgOverride(_ context.Context, name, org string, st State) error {
-	if err := checkOverride(name, "org", org, st); err != nil {
+	if err := ValidateOrgOverride(name, org, st); err != nil {
 		return err
 	}
 	s.update(func(d *SnapshotData) { d.OrgOverrides = withState(d.OrgOverrides, name, org, st) })
@@ -96,7 +96,7 @@ func (s *MemStore) SetOrgOverride(_ context.Context, name, org string, st State)
 // parse is stored: decisions for the experiment then give control with
 // ErrBadWindow, as in edX.
 func (s *MemStore) SetExperimentValue(_ context.Context, experimentID int, key, value string) error {
-	if err := checkValue(experimentID, key, value); err != nil {
+	if err := ValidateExperimentValue(experimentID, key, value); err != nil {
 		return err
 	}
 	s.update(func(d *SnapshotData) {
@@ -120,10 +120,7 @@ func (s *MemStore) SetExperimentValue(_ context.Context, experimentID int, key, 
 
 // SetEnrollment records that userID enrolled in courseKey at created.
 func (s *MemStore) SetEnrollment(_ context.Context, userID, courseKey string, created time.Time) error {
-	if err := checkText("user ID", userID, maxNameLen); err != nil {
-		return err
-	}
-	if err := checkText("course key", courseKey, maxNameLen); err != nil {
+	if err := ValidateEnrollment(userID, courseKey); err != nil {
 		return err
 	}
 	s.enrollments.Store(enrollmentKey{userID, courseKey}, created)
@@ -172,38 +169,4 @@ func withState(m map[string]map[string]State, name, key string, st State) map[st
 		m[name] = inner
 	}
 	return m
-}
-
-// checkOverride validates the arguments of SetCourseOverride and SetOrgOverride.
-func checkOverride(name, field, key string, st State) error {
-	if err := ValidateFlagName(name); err != nil {
-		return err
-	}
-	if err := checkText(field, key, maxNameLen); err != nil {
-		return fmt.Errorf("flag %s: %w", name, err)
-	}
-	if field == "org" && !keyPart(key) {
-		return fmt.Errorf("%w: flag %s: org %q: want letters, digits and \"_-~.:\" as in course keys", ErrInvalid, name, key)
-	}
-	if err := st.validate(); err != nil {
-		return fmt.Errorf("flag %s %s %q: %w", name, field, key, err)
-	}
-	return nil
-}
-
-// checkValue validates the arguments of SetExperimentValue.
-func checkValue(experimentID int, key, value string) error {
-	if experimentID < 0 {
-		return fmt.Errorf("%w: experiment ID %d: must not be negative", ErrInvalid, experimentID)
-	}
-	if err := checkText("experiment value key", key, maxNameLen); err != nil {
-		return fmt.Errorf("experiment %d: %w", experimentID, err)
-	}
-	if value == "" {
-		return nil
-	}
-	if err := checkText("experiment value", value, maxValueLen); err != nil {
-		return fmt.Errorf("experiment %d %s: %w", experimentID, key, err)
-	}
-	return nil
 }

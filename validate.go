@@ -94,4 +94,62 @@ func checkText(field, s string, max int) error {
 	return nil
 }
 
+// ValidateCourseOverride checks the arguments of SetCourseOverride as
+// stores accept them. The error wraps ErrInvalid and names the field.
+func ValidateCourseOverride(name, courseKey string, s State) error {
+	return checkOverride(name, "course key", courseKey, s)
+}
+
+// ValidateOrgOverride checks the arguments of SetOrgOverride: the org is
+// made of the characters CourseOrg can return.
+func ValidateOrgOverride(name, org string, s State) error {
+	if err := checkOverride(name, "org", org, s); err != nil {
+		return err
+	}
+	if !keyPart(org) {
+		return fmt.Errorf("%w: flag %s: org %q: want letters, digits and \"_-~.:\" as in course keys", ErrInvalid, name, org)
+	}
+	return nil
+}
+
+func checkOverride(name, field, key string, s State) error {
+	if err := ValidateFlagName(name); err != nil {
+		return err
+	}
+	if err := checkText(field, key, maxNameLen); err != nil {
+		return fmt.Errorf("flag %s: %w", name, err)
+	}
+	if err := s.validate(); err != nil {
+		return fmt.Errorf("flag %s %s %q: %w", name, field, key, err)
+	}
+	return nil
+}
+
+// ValidateExperimentValue checks the arguments of SetExperimentValue: a
+// non-negative ID, a key of at most 255 bytes and a value of at most 4096
+// (empty: remove the key), without control characters.
+func ValidateExperimentValue(experimentID int, key, value string) error {
+	if experimentID < 0 {
+		return fmt.Errorf("%w: experiment ID %d: must not be negative", ErrInvalid, experimentID)
+	}
+	if err := checkText("experiment value key", key, maxNameLen); err != nil {
+		return fmt.Errorf("experiment %d: %w", experimentID, err)
+	}
+	if value == "" {
+		return nil
+	}
+	if err := checkText("experiment value", value, maxValueLen); err != nil {
+		return fmt.Errorf("experiment %d %s: %w", experimentID, key, err)
+	}
+	return nil
+}
+
+// ValidateEnrollment checks the arguments of SetEnrollment.
+func ValidateEnrollment(userID, courseKey string) error {
+	if err := checkText("user ID", userID, maxNameLen); err != nil {
+		return err
+	}
+	return checkText("course key", courseKey, maxNameLen)
+}
+
 func itoa(i int) string { return strconv.Itoa(i) }
