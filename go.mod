@@ -3,16 +3,16 @@ module github.com/abkit/experiments
 go 1.26
 
 require (
+	github.com/golang-migrate/migrate/v4 v4.20.1
 	github.com/gorilla/sessions v1.4.0
+	github.com/jmoiron/sqlx v1.4.0
 	github.com/labstack/echo/v4 v4.16.0
+	github.com/lib/pq v1.12.3
 )
 
 require (
-	github.com/golang-migrate/migrate/v4 v4.20.1 // indirect
 	github.com/gorilla/securecookie v1.1.2 // indirect
-	github.com/jmoiron/sqlx v1.4.0 // indirect
 	github.com/labstack/gommon v0.5.0 // indirect
-	github.com/lib/pq v1.12.3 // indirect
 	github.com/mattn/go-colorable v0.1.15 // indirect
 	github.com/mattn/go-isatty v0.0.22 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect

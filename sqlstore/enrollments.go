@@ -1,0 +1,57 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/abkit/experiments"
+	"github.com/jmoiron/sqlx"
+)
+
+var _ experiments.Enrollments = (*Enrollments)(nil)
+
+// Enrollments looks enrollments up with an app's own SQL query, for apps
+// that already keep them in a table of their own:
+//
+//	x := experiments.New(experiments.Config{
+//		Store: store,
+//		Enrollments: sqlstore.NewEnrollments(db,
+//			"SELECT created FROM student_courseenrollment WHERE user_id = $1 AND course_id = $2 AND is_active",
+//			300*time.Millisecond),
+//	})
+//
+// Lookups run only for experiments with an enrollment window, once per
+// request, user and course. It is safe for concurrent use.
+type Enrollments struct {
+	db      *sqlx.DB
+	query   string
+	timeout time.Duration
+}
+
+// NewEnrollments returns Enrollments that run query with $1 = user ID and
+// $2 = course key; it must return no row (not enrolled) or one row whose
+// first column is the enrollment time (timestamptz, or timestamp in UTC).
+// Each lookup is bounded by timeout (0: only by the caller's context).
+func NewEnrollments(db *sqlx.DB, query string, timeout time.Duration) *Enrollments {
+	return &Enrollments{db: db, query: query, timeout: timeout}
+}
+
+// Enrollment returns when userID enrolled in courseKey.
+func (e *Enrollments) Enrollment(ctx context.Context, userID, courseKey string) (time.Time, bool, error) {
+	if e.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.timeout)
+		defer cancel()
+	}
+	var created time.Time
+	err := e.db.QueryRowxContext(ctx, e.query, userID, courseKey).Scan(&created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	return created, true, nil
+}

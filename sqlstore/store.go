@@ -1,0 +1,376 @@
+// Package sqlstore keeps experiments' flags, overrides, experiment values,
+// enrollments and events in PostgreSQL, with sqlx and lib/pq.
+//
+// Decisions never wait for the database: a Store serves them from an
+// in-memory snapshot, reloaded when another process (or this one) changes
+// something, announced by LISTEN/NOTIFY, and checked on a timer as a
+// fallback. When the database goes away, the last snapshot keeps serving,
+// and the store catches up when it comes back.
+//
+//	store, err := sqlstore.Open(ctx, "postgres://app@db/app?sslmode=disable")
+//	if err != nil { … }
+//	defer store.Close()
+//	x := experiments.New(experiments.Config{Store: store})
+package sqlstore
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/abkit/experiments"
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+)
+
+var (
+	_ experiments.Store       = (*Store)(nil)
+	_ experiments.Enrollments = (*Store)(nil)
+)
+
+// Store is a PostgreSQL experiments.Store and experiments.Enrollments with
+// the write methods of experiments.MemStore. It is safe for concurrent use.
+type Store struct {
+	db      *sqlx.DB
+	ownsDB  bool
+	schema  string
+	t       tables
+	channel string // NOTIFY channel of the schema
+	log     *slog.Logger
+	poll    time.Duration
+
+	enrollments *Enrollments
+
+	snap     atomic.Pointer[experiments.Snapshot]
+	version  atomic.Int64 // of snap
+	reloadMu sync.Mutex   // one reload at a time
+	down     atomic.Bool  // the last reload failed (and that was logged)
+
+	listener *pq.Listener
+	stop     context.CancelFunc
+	done     chan struct{}
+	close    sync.Once
+}
+
+// Option configures OpenWith and New.
+type Option func(*options)
+
+type options struct {
+	schema        string
+	logger        *slog.Logger
+	poll          time.Duration
+	listenDSN     string
+	enrollTimeout time.Duration
+}
+
+// WithSchema puts the store's tables in schema, created if missing
+// (OpenWith only; New takes the schema as an argument).
+// Optional. Default: "public".
+func WithSchema(schema string) Option { return func(o *options) { o.schema = schema } }
+
+// WithLogger sets where failures to reach the database are logged (once
+// per outage) and recoveries announced. Optional. Default: slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithPollInterval sets how often the store checks the database for
+// changes it was not notified of (missed notifications, a store opened
+// with New without WithListenDSN) and retries after an outage.
+// Optional. Default: 5 s.
+func WithPollInterval(d time.Duration) Option { return func(o *options) { o.poll = d } }
+
+// WithListenDSN gives New a connection string for its LISTEN connection,
+// so that changes arrive within milliseconds rather than within the poll
+// interval. OpenWith listens with its own DSN. Optional. Default: none.
+func WithListenDSN(dsn string) Option { return func(o *options) { o.listenDSN = dsn } }
+
+// WithEnrollmentTimeout bounds each enrollment lookup (the request's
+// context may bound it further). Optional. Default: 500 ms.
+func WithEnrollmentTimeout(d time.Duration) Option {
+	return func(o *options) { o.enrollTimeout = d }
+}
+
+// Open connects to the PostgreSQL database at dsn, migrates the store's
+// tables in schema "public", loads the configuration and listens for
+// changes. Close releases the connections.
+func Open(ctx context.Context, dsn string) (*Store, error) { return OpenWith(ctx, dsn) }
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	o := newOptions(opts)
+	db, err := sqlx.Open("postgres", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: %w", err)
+	}
+	db.SetMaxOpenConns(10)
+	db.SetMaxIdleConns(5)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	o.listenDSN = dsn
+	s, err := start(ctx, db, true, o)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// New is Open for an app that owns its pool: the store uses db, puts its
+// tables in schema (created if missing; "" is "public"), and does not
+// close db. Without WithListenDSN it finds changes by polling.
+func New(ctx context.Context, db *sqlx.DB, schema string, opts ...Option) (*Store, error) {
+	o := newOptions(opts)
+	if schema != "" {
+		o.schema = schema
+	}
+	return start(ctx, db, false, o)
+}
+
+func newOptions(opts []Option) options {
+	o := options{schema: "public", poll: 5 * time.Second, enrollTimeout: 500 * time.Millisecond}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	return o
+}
+
+func start(ctx context.Context, db *sqlx.DB, ownsDB bool, o options) (*Store, error) {
+	if err := checkSchema(o.schema); err != nil {
+		return nil, err
+	}
+	if o.poll <= 0 {
+		return nil, fmt.Errorf("sqlstore: poll interval %v: must be positive", o.poll)
+	}
+	if err := runMigrations(ctx, db, o.schema); err != nil {
+		return nil, err
+	}
+	t := newTables(o.schema)
+	s := &Store{
+		db: db, ownsDB: ownsDB, schema: o.schema, t: t,
+		channel: "experiments:" + o.schema, log: o.logger, poll: o.poll,
+		enrollments: NewEnrollments(db,
+			"SELECT created FROM "+t.enrollments+" WHERE user_id = $1 AND course_key = $2",
+			o.enrollTimeout),
+		done: make(chan struct{}),
+	}
+	if err := s.reload(ctx); err != nil {
+		return nil, fmt.Errorf("sqlstore: loading flags: %w", err)
+	}
+	if o.listenDSN != "" {
+		s.listener = pq.NewListener(o.listenDSN, 100*time.Millisecond, 2*time.Second, s.listenerEvent)
+		if err := s.listener.Listen(s.channel); err != nil {
+			s.listener.Close()
+			return nil, fmt.Errorf("sqlstore: listening on %q: %w", s.channel, err)
+		}
+	}
+	loop, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop = stop
+	go s.run(loop)
+	return s, nil
+}
+
+// Close stops listening and closes the pool if Open made it. It is safe to
+// call more than once.
+func (s *Store) Close() error {
+	var err error
+	s.close.Do(func() {
+		s.stop()
+		<-s.done
+		if s.listener != nil {
+			err = s.listener.Close()
+		}
+		if s.ownsDB {
+			err = errors.Join(err, s.db.Close())
+		}
+	})
+	return err
+}
+
+// DB returns the store's pool.
+func (s *Store) DB() *sqlx.DB { return s.db }
+
+// Schema returns the schema of the store's tables.
+func (s *Store) Schema() string { return s.schema }
+
+// Snapshot returns the configuration last loaded. It does no I/O and
+// never fails: while the database is away, it is the last one loaded.
+func (s *Store) Snapshot(context.Context) (*experiments.Snapshot, error) { return s.snap.Load(), nil }
+
+// Enrollment returns when userID enrolled in courseKey, from the store's
+// experiments_enrollments table, within the enrollment timeout.
+func (s *Store) Enrollment(ctx context.Context, userID, courseKey string) (time.Time, bool, error) {
+	return s.enrollments.Enrollment(ctx, userID, courseKey)
+}
+
+// Reload loads the configuration now, if it changed since the last load.
+// Stores reload by themselves; Reload is for callers that cannot wait.
+func (s *Store) Reload(ctx context.Context) error { return s.reload(ctx) }
+
+// run reloads on notifications and on the poll timer until ctx is done.
+func (s *Store) run(ctx context.Context) {
+	defer close(s.done)
+	tick := time.NewTicker(s.poll)
+	defer tick.Stop()
+	var notify <-chan *pq.Notification
+	if s.listener != nil {
+		notify = s.listener.NotificationChannel()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-notify: // nil after a reconnect: something may have been missed
+			drain(notify)
+		case <-tick.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := s.reload(rctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		s.health(err)
+	}
+}
+
+// drain drops the notifications already queued: one reload covers them.
+func drain(c <-chan *pq.Notification) {
+	for {
+		select {
+		case <-c:
+		default:
+			return
+		}
+	}
+}
+
+// health logs the first failure of an outage and the recovery.
+func (s *Store) health(err error) {
+	if err != nil {
+		if !s.down.Swap(true) {
+			s.log.Error("sqlstore: cannot reload flags; serving the last ones loaded", "schema", s.schema, "err", err)
+		}
+		return
+	}
+	if s.down.Swap(false) {
+		s.log.Info("sqlstore: database back; flags reloaded", "schema", s.schema, "version", s.version.Load())
+	}
+}
+
+func (s *Store) listenerEvent(ev pq.ListenerEventType, err error) {
+	if ev == pq.ListenerEventConnectionAttemptFailed && !s.down.Load() {
+		s.log.Warn("sqlstore: LISTEN connection lost; retrying", "schema", s.schema, "err", err)
+	}
+}
+
+// reload loads the whole configuration in one consistent read, unless its
+// version is the one already loaded.
+func (s *Store) reload(ctx context.Context) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var version int64
+	if err := tx.GetContext(ctx, &version, "SELECT version FROM "+s.t.version); err != nil {
+		return err
+	}
+	if s.snap.Load() != nil && version == s.version.Load() {
+		return nil
+	}
+	d, err := s.load(ctx, tx)
+	if err != nil {
+		return err
+	}
+	s.snap.Store(experiments.NewSnapshot(d))
+	s.version.Store(version)
+	return nil
+}
+
+func (s *Store) load(ctx context.Context, tx *sqlx.Tx) (experiments.SnapshotData, error) {
+	d := experiments.SnapshotData{
+		Flags:            make(map[string]experiments.Rule),
+		CourseOverrides:  make(map[string]map[string]experiments.State),
+		OrgOverrides:     make(map[string]map[string]experiments.State),
+		ExperimentValues: make(map[int]map[string]string),
+	}
+	var flags []struct {
+		Name string `db:"name"`
+		Rule []byte `db:"rule"`
+	}
+	if err := tx.SelectContext(ctx, &flags, "SELECT name, rule FROM "+s.t.flags); err != nil {
+		return d, err
+	}
+	for _, f := range flags {
+		r, err := decodeRule(f.Rule)
+		if err != nil {
+			// A row edited by hand: that flag is off, the others work.
+			s.log.Error("sqlstore: flag has a bad rule; it is off", "flag", f.Name, "err", err)
+			continue
+		}
+		d.Flags[f.Name] = r
+	}
+	for _, o := range []struct {
+		query string
+		into  map[string]map[string]experiments.State
+	}{
+		{"SELECT flag, course_key AS key, state FROM " + s.t.courseOverrides, d.CourseOverrides},
+		{"SELECT flag, org AS key, state FROM " + s.t.orgOverrides, d.OrgOverrides},
+	} {
+		var rows []struct {
+			Flag  string            `db:"flag"`
+			Key   string            `db:"key"`
+			State experiments.State `db:"state"`
+		}
+		if err := tx.SelectContext(ctx, &rows, o.query); err != nil {
+			return d, err
+		}
+		for _, r := range rows {
+			m := o.into[r.Flag]
+			if m == nil {
+				m = make(map[string]experiments.State)
+				o.into[r.Flag] = m
+			}
+			m[r.Key] = r.State
+		}
+	}
+	var values []struct {
+		ID    int    `db:"experiment_id"`
+		Key   string `db:"key"`
+		Value string `db:"value"`
+	}
+	if err := tx.SelectContext(ctx, &values, "SELECT experiment_id, key, value FROM "+s.t.values); err != nil {
+		return d, err
+	}
+	for _, v := range values {
+		m := d.ExperimentValues[v.ID]
+		if m == nil {
+			m = make(map[string]string)
+			d.ExperimentValues[v.ID] = m
+		}
+		m[v.Key] = v.Value
+	}
+	return d, nil
+}
+
+// decodeRule reads a rule stored as JSON, refusing unknown fields and
+// values a store would not accept.
+func decodeRule(b []byte) (experiments.Rule, error) {
+	var r experiments.Rule
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return r, fmt.Errorf("%w: rule %s: %w", experiments.ErrInvalid, b, err)
+	}
+	return r, r.Validate()
+}
