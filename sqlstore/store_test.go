@@ -2,10 +2,13 @@ package sqlstore_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/sqlstore"
+	"github.com/lib/pq"
 )
 
 var testFlag = experiments.NewFlag("sqlstore_test", "main")
@@ -42,4 +45,183 @@ func TestChangesPropagateToAnotherStore(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Logf("propagated in %v", time.Since(start))
+}
+
+func TestOpenIsIdempotentAndSafeConcurrently(t *testing.T) {
+	schema := newSchema(t)
+	const n = 4
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			s, err := sqlstore.OpenWith(context.Background(), testDSN(), sqlstore.WithSchema(schema))
+			if err == nil {
+				err = s.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent Open: %v", err)
+		}
+	}
+	// And once more, on a migrated schema.
+	openStoreIn(t, schema)
+	var version int
+	if err := testDB(t).Get(&version, "SELECT version FROM "+pq.QuoteIdentifier(schema)+".experiments_schema_migrations"); err != nil {
+		t.Fatal(err)
+	}
+	if version != 1 {
+		t.Errorf("migration version %d, want 1", version)
+	}
+}
+
+func TestWritesAreAudited(t *testing.T) {
+	s := openStore(t)
+	ctx := sqlstore.WithActor(context.Background(), "alice")
+	steps := []func() error{
+		func() error { return s.SetFlag(ctx, testFlag.Name(), experiments.Rule{Percent: 10}) },
+		func() error { return s.SetFlag(ctx, testFlag.Name(), experiments.On()) },
+		func() error { return s.DeleteFlag(ctx, testFlag.Name()) },
+		func() error {
+			return s.SetCourseOverride(ctx, testFlag.Name(), "course-v1:X+Y+Z", experiments.ForceOff)
+		},
+		func() error { return s.SetCourseOverride(ctx, testFlag.Name(), "course-v1:X+Y+Z", experiments.Unset) },
+		func() error { return s.SetOrgOverride(ctx, testFlag.Name(), "X", experiments.ForceOn) },
+		func() error { return s.SetExperimentValue(ctx, 3, experiments.EnrollmentStart, "2026-01-01") },
+		func() error { return s.SetExperimentValue(ctx, 3, experiments.EnrollmentStart, "") },
+		func() error {
+			return s.SetEnrollment(ctx, "7", "course-v1:X+Y+Z", time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+		},
+	}
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	var rows []struct {
+		Actor  string  `db:"actor"`
+		Entity string  `db:"entity"`
+		Key    string  `db:"key"`
+		Old    *string `db:"old"`
+		New    *string `db:"new"`
+	}
+	err := s.DB().Select(&rows, "SELECT actor, entity, key, old::text, new::text FROM "+
+		pq.QuoteIdentifier(s.Schema())+".experiments_audit ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return "NULL"
+		}
+		return *p
+	}
+	var got []string
+	for _, r := range rows {
+		got = append(got, r.Actor+" "+r.Entity+" "+r.Key+": "+str(r.Old)+" -> "+str(r.New))
+	}
+	want := []string{
+		`alice flag sqlstore_test.main: NULL -> {"percent": 10}`,
+		`alice flag sqlstore_test.main: {"percent": 10} -> {"everyone": true}`,
+		`alice flag sqlstore_test.main: {"everyone": true} -> NULL`,
+		`alice course_override sqlstore_test.main course-v1:X+Y+Z: NULL -> "off"`,
+		`alice course_override sqlstore_test.main course-v1:X+Y+Z: "off" -> NULL`,
+		`alice org_override sqlstore_test.main X: NULL -> "on"`,
+		`alice value 3 enrollment_start: NULL -> "2026-01-01"`,
+		`alice value 3 enrollment_start: "2026-01-01" -> NULL`,
+		`alice enrollment 7 course-v1:X+Y+Z: NULL -> "2026-01-02T03:04:05Z"`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("audit rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestWritesWithoutActorRecordTheDatabaseUser(t *testing.T) {
+	s := openStore(t)
+	if err := s.SetFlag(context.Background(), testFlag.Name(), experiments.On()); err != nil {
+		t.Fatal(err)
+	}
+	var actor, updatedBy string
+	q := pq.QuoteIdentifier(s.Schema())
+	if err := s.DB().Get(&actor, "SELECT actor FROM "+q+".experiments_audit"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DB().Get(&updatedBy, "SELECT updated_by FROM "+q+".experiments_flags"); err != nil {
+		t.Fatal(err)
+	}
+	if actor != "postgres" || updatedBy != "postgres" {
+		t.Errorf("actor %q, updated_by %q; want the database user postgres", actor, updatedBy)
+	}
+}
+
+func TestNewUsesTheAppsPool(t *testing.T) {
+	ctx := context.Background()
+	db := testDB(t)
+	db.SetMaxOpenConns(1) // the migration's connection must come back clean
+	schema := newSchema(t)
+	s, err := sqlstore.New(ctx, db, schema, sqlstore.WithPollInterval(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetFlag(ctx, testFlag.Name(), experiments.On()); err != nil {
+		t.Fatal(err)
+	}
+	var searchPath string
+	if err := db.Get(&searchPath, "SHOW search_path"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(searchPath, schema) {
+		t.Errorf("search_path %q: the migration left its schema on a pooled connection", searchPath)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ping(); err != nil {
+		t.Errorf("Close closed the app's pool: %v", err)
+	}
+}
+
+func TestCustomEnrollmentQuery(t *testing.T) {
+	ctx := context.Background()
+	db := testDB(t)
+	schema := newSchema(t)
+	s := openStoreIn(t, schema)
+	table := pq.QuoteIdentifier(schema) + ".student_courseenrollment"
+	db.MustExec("CREATE TABLE " + table + " (user_id integer, course_id text, created timestamp, is_active boolean)")
+	db.MustExec("INSERT INTO "+table+" VALUES (7, 'course-v1:X+Y+Z', '2012-01-05 10:00', true), (8, 'course-v1:X+Y+Z', '2012-01-07', false)")
+	e := sqlstore.NewEnrollments(db,
+		"SELECT created AT TIME ZONE 'UTC' FROM "+table+" WHERE user_id = $1::integer AND course_id = $2 AND is_active",
+		time.Second)
+	at, found, err := e.Enrollment(ctx, "7", "course-v1:X+Y+Z")
+	if err != nil || !found || !at.Equal(time.Date(2012, 1, 5, 10, 0, 0, 0, time.UTC)) {
+		t.Errorf("Enrollment(7) = %v, %v, %v; want 2012-01-05 10:00 UTC", at, found, err)
+	}
+	if _, found, err := e.Enrollment(ctx, "8", "course-v1:X+Y+Z"); found || err != nil {
+		t.Errorf("inactive enrollment: found %v, err %v; want not found", found, err)
+	}
+
+	// Through a flag with a window: enrolled before the start → control.
+	flag := experiments.NewFlag("sqlstore_test", "windowed", experiments.WithExperimentID(9))
+	if err := s.SetFlag(ctx, flag.Name(), experiments.On()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetExperimentValue(ctx, 9, experiments.EnrollmentStart, "2012-01-06"); err != nil {
+		t.Fatal(err)
+	}
+	x := experiments.New(experiments.Config{Store: s, Enrollments: e})
+	d := flag.Decide(x.NewContext(ctx, experiments.User{ID: "7"}), "course-v1:X+Y+Z")
+	if d.Bucket != 0 || d.Reason != experiments.ReasonOutsideWindow {
+		t.Errorf("enrolled before the window: %+v, want bucket 0, outside_window", d)
+	}
+}
+
+func TestEnrollmentLookupTimesOut(t *testing.T) {
+	s := openStore(t)
+	e := sqlstore.NewEnrollments(s.DB(), "SELECT now() FROM pg_sleep(2) WHERE $1 <> $2", 50*time.Millisecond)
+	start := time.Now()
+	_, _, err := e.Enrollment(context.Background(), "7", "c")
+	if took := time.Since(start); err == nil || took > time.Second {
+		t.Fatalf("a lookup slower than its 50 ms timeout: err %v after %v; want an error well before 2 s", err, took)
+	}
 }
