@@ -2,9 +2,10 @@
 // work: log in as one of five seeded users, open a course, and see which
 // bucket of two experiments you are in, why, and the "user bucketed"
 // events your visits sent. It needs no setup: flags live in a MemStore
-// seeded at start-up and the cookie keys are random per run.
+// seeded at start-up and the cookie keys are random per run. With -dsn,
+// they live in PostgreSQL instead (package sqlstore), seeded when absent.
 //
-//	go run ./cmd/demo [-addr 127.0.0.1:8080]
+//	go run ./cmd/demo [-addr 127.0.0.1:8080] [-dsn postgres://…]
 package main
 
 import (
@@ -33,6 +34,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/sqlstore"
 )
 
 // The demo's experiments, declared once like Open edX's flags.
@@ -83,9 +85,10 @@ var pages = template.Must(template.ParseFS(templateFS, "templates.html"))
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
+	dsn := flag.String("dsn", "", "PostgreSQL connection string (default: flags in memory)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, *addr, os.Stderr)
+	err := run(ctx, *addr, *dsn, os.Stderr)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
@@ -94,10 +97,20 @@ func main() {
 }
 
 // run serves the demo on addr until ctx is done, then shuts down
-// gracefully. Logs and events go to out.
-func run(ctx context.Context, addr string, out io.Writer) error {
+// gracefully. Flags live in memory, or in PostgreSQL at dsn. Logs and
+// events go to out.
+func run(ctx context.Context, addr, dsn string, out io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(out, nil))
-	app, err := newApp(ctx, logger)
+	var store demoStore = experiments.NewMemStore()
+	if dsn != "" {
+		s, err := sqlstore.OpenWith(ctx, dsn, sqlstore.WithLogger(logger))
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		store = s
+	}
+	app, err := newApp(ctx, store, logger)
 	if err != nil {
 		return err
 	}
@@ -130,9 +143,19 @@ type demo struct {
 	events  *eventLog
 }
 
-// newApp seeds a MemStore and returns the demo's echo site.
-func newApp(ctx context.Context, logger *slog.Logger) (*echo.Echo, error) {
-	store := experiments.NewMemStore()
+// demoStore is what the demo needs of a store: decisions and the writes
+// of the seed. MemStore and sqlstore.Store have both.
+type demoStore interface {
+	experiments.Store
+	SetFlag(ctx context.Context, name string, r experiments.Rule) error
+	SetOrgOverride(ctx context.Context, name, org string, s experiments.State) error
+	SetExperimentValue(ctx context.Context, experimentID int, key, value string) error
+	SetEnrollment(ctx context.Context, userID, courseKey string, created time.Time) error
+}
+
+// newApp seeds store, unless it has the demo's flags already, and returns
+// the demo's echo site.
+func newApp(ctx context.Context, store demoStore, logger *slog.Logger) (*echo.Echo, error) {
 	if err := seed(ctx, store, time.Now()); err != nil {
 		return nil, fmt.Errorf("seeding flags: %w", err)
 	}
@@ -164,8 +187,16 @@ func newApp(ctx context.Context, logger *slog.Logger) (*echo.Echo, error) {
 // seed sets up the flags: upgrade_button on for everyone but org OtherU;
 // new_outline on for signed-in users who enrolled in the last 30 days (or
 // are not enrolled), staff forced into bucket 2; dave enrolled in DemoX
-// before the window opened.
-func seed(ctx context.Context, s *experiments.MemStore, now time.Time) error {
+// before the window opened. A store that has upgrade_button already is
+// left as it is, so that changes made to a PostgreSQL demo survive restarts.
+func seed(ctx context.Context, s demoStore, now time.Time) error {
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	if _, ok := snap.Data().Flags[upgradeButton.Name()]; ok {
+		return nil
+	}
 	return errors.Join(
 		s.SetFlag(ctx, upgradeButton.Name(), experiments.On()),
 		s.SetOrgOverride(ctx, upgradeButton.Name(), "OtherU", experiments.ForceOff),

@@ -10,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/sqlstore"
+	"github.com/lib/pq"
 )
 
 var (
@@ -27,6 +30,10 @@ var (
 
 func TestCourseTracksOncePerSession(t *testing.T) {
 	t.Parallel()
+	forEachStore(t, testCourseTracksOncePerSession)
+}
+
+func testCourseTracksOncePerSession(t *testing.T) {
 	srv := newTestServer(t)
 	c := newClient(t)
 	login(t, c, srv, "alice")
@@ -94,6 +101,10 @@ func TestAnonymousSeesControl(t *testing.T) {
 
 func TestSeededFlags(t *testing.T) {
 	t.Parallel()
+	forEachStore(t, testSeededFlags)
+}
+
+func testSeededFlags(t *testing.T) {
 	srv := newTestServer(t)
 	tests := []struct {
 		name, user, course string
@@ -147,7 +158,7 @@ func TestRunServesUntilCanceled(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, "127.0.0.1:0", pw)
+		done <- run(ctx, "127.0.0.1:0", "", pw)
 		pw.Close()
 	}()
 
@@ -224,9 +235,15 @@ func hasCookie(resp *http.Response, name string) bool {
 	return false
 }
 
+// newTestServer serves the demo on a MemStore, or on PostgreSQL (a fresh
+// schema of EXPERIMENTS_TEST_DSN's database) when the test's name says so.
 func newTestServer(t *testing.T) *httptest.Server {
 	t.Helper()
-	app, err := newApp(t.Context(), slog.New(slog.NewTextHandler(t.Output(), nil)))
+	var store demoStore = experiments.NewMemStore()
+	if strings.Contains(t.Name(), "postgres") {
+		store = postgresStore(t)
+	}
+	app, err := newApp(t.Context(), store, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,4 +289,35 @@ func get(t *testing.T, c *http.Client, u string) (*http.Response, string) {
 		t.Fatalf("GET %s: status %d:\n%s", u, resp.StatusCode, body)
 	}
 	return resp, string(body)
+}
+
+// forEachStore runs test on the demo with a MemStore and with PostgreSQL.
+func forEachStore(t *testing.T, test func(t *testing.T)) {
+	for _, name := range []string{"memory", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			test(t)
+		})
+	}
+}
+
+// postgresStore opens a sqlstore on a fresh schema, dropped at the end.
+func postgresStore(t *testing.T) *sqlstore.Store {
+	dsn := os.Getenv("EXPERIMENTS_TEST_DSN")
+	if dsn == "" {
+		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	schema := "demotest_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	s, err := sqlstore.OpenWith(t.Context(), dsn, sqlstore.WithSchema(schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, err := s.DB().Exec("DROP SCHEMA " + pq.QuoteIdentifier(schema) + " CASCADE")
+		s.Close()
+		if err != nil {
+			t.Errorf("dropping schema %s: %v", schema, err)
+		}
+	})
+	return s
 }
