@@ -53,6 +53,8 @@ type Store struct {
 	reloadMu sync.Mutex   // one reload at a time
 	down     atomic.Bool  // the last reload failed (and that was logged)
 
+	listenerDown atomic.Bool // the LISTEN connection is lost (and that was logged)
+
 	listener *pq.Listener
 	stop     context.CancelFunc
 	done     chan struct{}
@@ -265,9 +267,17 @@ func (s *Store) health(err error) {
 	}
 }
 
+// listenerEvent logs the loss of the LISTEN connection once, unless the
+// reloads already reported the outage. lib/pq reconnects by itself and
+// then sends a nil notification, which makes run reload.
 func (s *Store) listenerEvent(ev pq.ListenerEventType, err error) {
-	if ev == pq.ListenerEventConnectionAttemptFailed && !s.down.Load() {
-		s.log.Warn("sqlstore: LISTEN connection lost; retrying", "schema", s.schema, "err", err)
+	switch ev {
+	case pq.ListenerEventDisconnected, pq.ListenerEventConnectionAttemptFailed:
+		if !s.listenerDown.Swap(true) && !s.down.Load() {
+			s.log.Warn("sqlstore: LISTEN connection lost; retrying, and polling meanwhile", "schema", s.schema, "err", err)
+		}
+	case pq.ListenerEventReconnected:
+		s.listenerDown.Store(false)
 	}
 }
 
