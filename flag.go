@@ -56,7 +56,8 @@ func WithCourseAwareBucketing(on bool) FlagOption {
 // NewFlag declares the experiment "namespace.name", whose bucket flags are
 // "namespace.name.0" to "namespace.name.<buckets-1>". namespace and name
 // are 1 to 100 ASCII letters, digits, '_' or '-'. NewFlag panics on an
-// invalid name, buckets < 1 or a negative experiment ID: flags are
+// invalid name, buckets outside 1 to 1024, or an experiment ID outside 0
+// to MaxExperimentID: flags are
 // package-level values, so the mistake shows at start-up.
 func NewFlag(namespace, name string, opts ...FlagOption) *ExperimentFlag {
 	f := &ExperimentFlag{namespace: namespace, name: name, full: namespace + "." + name, buckets: 2, courseAware: true}
@@ -70,8 +71,8 @@ func NewFlag(namespace, name string, opts ...FlagOption) *ExperimentFlag {
 		panic(fmt.Sprintf("experiments.NewFlag: name %q: want 1 to 100 letters, digits, '_' or '-'", name))
 	case f.buckets < 1 || f.buckets > maxBucketFlag:
 		panic(fmt.Sprintf("experiments.NewFlag %s: WithBuckets(%d): want 1 to %d", f.full, f.buckets, maxBucketFlag))
-	case f.hasExperimentID && f.experimentID < 0:
-		panic(fmt.Sprintf("experiments.NewFlag %s: WithExperimentID(%d): must not be negative", f.full, f.experimentID))
+	case f.hasExperimentID && (f.experimentID < 0 || f.experimentID > MaxExperimentID):
+		panic(fmt.Sprintf("experiments.NewFlag %s: WithExperimentID(%d): want 0 to %d", f.full, f.experimentID, MaxExperimentID))
 	}
 	return f
 }

@@ -118,12 +118,13 @@ func (s *MemStore) SetExperimentValue(_ context.Context, experimentID int, key, 
 	return nil
 }
 
-// SetEnrollment records that userID enrolled in courseKey at created.
+// SetEnrollment records that userID enrolled in courseKey at created,
+// truncated to the microsecond as PostgreSQL keeps it.
 func (s *MemStore) SetEnrollment(_ context.Context, userID, courseKey string, created time.Time) error {
 	if err := ValidateEnrollment(userID, courseKey); err != nil {
 		return err
 	}
-	s.enrollments.Store(enrollmentKey{userID, courseKey}, created)
+	s.enrollments.Store(enrollmentKey{userID, courseKey}, created.Truncate(time.Microsecond))
 	return nil
 }
 

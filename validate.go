@@ -19,6 +19,9 @@ var (
 	ErrTracker = errors.New("tracker failed")
 )
 
+// MaxExperimentID is the largest experiment ID (a PostgreSQL integer).
+const MaxExperimentID = 1<<31 - 1
+
 // Limits on what stores accept, in bytes.
 const (
 	maxNameLen  = 255  // flag names, course keys, orgs, usernames, groups, value keys
@@ -125,12 +128,12 @@ func checkOverride(name, field, key string, s State) error {
 	return nil
 }
 
-// ValidateExperimentValue checks the arguments of SetExperimentValue: a
-// non-negative ID, a key of at most 255 bytes and a value of at most 4096
-// (empty: remove the key), without control characters.
+// ValidateExperimentValue checks the arguments of SetExperimentValue: an
+// ID from 0 to MaxExperimentID, a key of at most 255 bytes and a value of
+// at most 4096 (empty: remove the key), without control characters.
 func ValidateExperimentValue(experimentID int, key, value string) error {
-	if experimentID < 0 {
-		return fmt.Errorf("%w: experiment ID %d: must not be negative", ErrInvalid, experimentID)
+	if experimentID < 0 || experimentID > MaxExperimentID {
+		return fmt.Errorf("%w: experiment ID %d: want 0 to %d", ErrInvalid, experimentID, MaxExperimentID)
 	}
 	if err := checkText("experiment value key", key, maxNameLen); err != nil {
 		return fmt.Errorf("experiment %d: %w", experimentID, err)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/abkit/experiments"
 	"github.com/jmoiron/sqlx"
@@ -38,8 +40,13 @@ func NewEnrollments(db *sqlx.DB, query string, timeout time.Duration) *Enrollmen
 	return &Enrollments{db: db, query: query, timeout: timeout}
 }
 
-// Enrollment returns when userID enrolled in courseKey.
+// Enrollment returns when userID enrolled in courseKey. A user ID or
+// course key that no PostgreSQL text can hold (a NUL byte, invalid UTF-8)
+// is not enrolled: it could not have been stored.
 func (e *Enrollments) Enrollment(ctx context.Context, userID, courseKey string) (time.Time, bool, error) {
+	if !storable(userID) || !storable(courseKey) {
+		return time.Time{}, false, nil
+	}
 	if e.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, e.timeout)
@@ -54,4 +61,9 @@ func (e *Enrollments) Enrollment(ctx context.Context, userID, courseKey string) 
 		return time.Time{}, false, err
 	}
 	return created, true, nil
+}
+
+// storable reports whether PostgreSQL text can hold s.
+func storable(s string) bool {
+	return utf8.ValidString(s) && !strings.Contains(s, "\x00")
 }

@@ -189,7 +189,7 @@ func TestCustomEnrollmentQuery(t *testing.T) {
 	s := openStoreIn(t, schema)
 	table := pq.QuoteIdentifier(schema) + ".student_courseenrollment"
 	db.MustExec("CREATE TABLE " + table + " (user_id integer, course_id text, created timestamp, is_active boolean)")
-	db.MustExec("INSERT INTO "+table+" VALUES (7, 'course-v1:X+Y+Z', '2012-01-05 10:00', true), (8, 'course-v1:X+Y+Z', '2012-01-07', false)")
+	db.MustExec("INSERT INTO " + table + " VALUES (7, 'course-v1:X+Y+Z', '2012-01-05 10:00', true), (8, 'course-v1:X+Y+Z', '2012-01-07', false)")
 	e := sqlstore.NewEnrollments(db,
 		"SELECT created AT TIME ZONE 'UTC' FROM "+table+" WHERE user_id = $1::integer AND course_id = $2 AND is_active",
 		time.Second)

@@ -135,9 +135,6 @@ func (s *Store) SetExperimentValue(ctx context.Context, experimentID int, key, v
 	if err := experiments.ValidateExperimentValue(experimentID, key, value); err != nil {
 		return err
 	}
-	if experimentID > 1<<31-1 {
-		return fmt.Errorf("%w: experiment ID %d: larger than a PostgreSQL integer", experiments.ErrInvalid, experimentID)
-	}
 	return s.write(ctx, "value", fmt.Sprintf("%d %s", experimentID, key), true, func(tx *sqlx.Tx, actor string) ([]byte, []byte, error) {
 		old, err := oldJSON(ctx, tx, "DELETE FROM "+s.t.values+" WHERE experiment_id = $1 AND key = $2 RETURNING to_jsonb(value)", experimentID, key)
 		if err != nil || value == "" {
@@ -149,7 +146,8 @@ func (s *Store) SetExperimentValue(ctx context.Context, experimentID int, key, v
 	})
 }
 
-// SetEnrollment records that userID enrolled in courseKey at created.
+// SetEnrollment records that userID enrolled in courseKey at created,
+// truncated to the microsecond (PostgreSQL would round it).
 func (s *Store) SetEnrollment(ctx context.Context, userID, courseKey string, created time.Time) error {
 	if err := experiments.ValidateEnrollment(userID, courseKey); err != nil {
 		return err
@@ -161,8 +159,8 @@ func (s *Store) SetEnrollment(ctx context.Context, userID, courseKey string, cre
 		}
 		_, err = tx.ExecContext(ctx, "INSERT INTO "+s.t.enrollments+" (user_id, course_key, created, updated_by) VALUES ($1, $2, $3, $4) "+
 			"ON CONFLICT (user_id, course_key) DO UPDATE SET created = excluded.created, updated_at = now(), updated_by = excluded.updated_by",
-			userID, courseKey, created, actor)
-		stamp, _ := json.Marshal(created.UTC())
+			userID, courseKey, created.Truncate(time.Microsecond), actor)
+		stamp, _ := json.Marshal(created.Truncate(time.Microsecond).UTC())
 		return old, stamp, err
 	})
 }
