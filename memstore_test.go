@@ -181,9 +181,9 @@ func TestMemStoreWrites(t *testing.T) {
 			t.Errorf("SetExperimentValue = %v, want nil (edX stores it and fails to control)", err)
 		}
 	})
-	t.Run("ok, SetEnrollment records and replaces; Enrollment finds it", func(t *testing.T) {
+	t.Run("ok, SetEnrollment records and replaces, to the microsecond; Enrollment finds it", func(t *testing.T) {
 		s := experiments.NewMemStore()
-		at := time.Date(2012, 1, 7, 8, 9, 10, 11, time.UTC)
+		at := time.Date(2012, 1, 7, 8, 9, 10, 11000, time.UTC)
 		if _, found, err := s.Enrollment(ctx, "1", course); found || err != nil {
 			t.Fatalf("Enrollment before SetEnrollment: found %v, err %v; want not found, nil", found, err)
 		}
