@@ -52,8 +52,27 @@ func (e *Enrollments) Enrollment(ctx context.Context, userID, courseKey string) 
 		ctx, cancel = context.WithTimeout(ctx, e.timeout)
 		defer cancel()
 	}
-	var created time.Time
-	err := e.db.QueryRowxContext(ctx, e.query, userID, courseKey).Scan(&created)
+	// lib/pq cancels a query by asking the server and waiting for its
+	// answer: a hung server or a dropped network would hold the call past
+	// ctx. The abandoned lookup ends in the background, holding its
+	// connection until then.
+	type result struct {
+		created time.Time
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		r.err = e.db.QueryRowxContext(ctx, e.query, userID, courseKey).Scan(&r.created)
+		done <- r
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		r.err = ctx.Err()
+	}
+	created, err := r.created, r.err
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, false, nil
 	}

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
@@ -30,11 +31,15 @@ func runMigrations(ctx context.Context, db *sqlx.DB, schema string) (err error) 
 			err = fmt.Errorf("sqlstore: migrating schema %q: %w", schema, err)
 		}
 	}()
-	if _, err := db.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+pq.QuoteIdentifier(schema)); err != nil {
-		return err
-	}
 	conn, err := db.Conn(ctx)
 	if err != nil {
+		return err
+	}
+	// CREATE SCHEMA IF NOT EXISTS is not safe against itself: two at once
+	// can both find no schema, and one fails on the catalog's unique index.
+	// A transaction-scoped advisory lock per schema makes them take turns.
+	if err := createSchema(ctx, conn, schema); err != nil {
+		conn.Close()
 		return err
 	}
 	if _, err := conn.ExecContext(ctx, "SET search_path TO "+pq.QuoteIdentifier(schema)); err != nil {
@@ -62,4 +67,19 @@ func runMigrations(ctx context.Context, db *sqlx.DB, schema string) (err error) 
 		return err
 	}
 	return nil
+}
+
+func createSchema(ctx context.Context, conn *sql.Conn, schema string) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext('experiments schema ' || $1))", schema); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+pq.QuoteIdentifier(schema)); err != nil {
+		return err
+	}
+	return tx.Commit()
 }

@@ -48,10 +48,10 @@ type Store struct {
 
 	enrollments *Enrollments
 
-	snap     atomic.Pointer[experiments.Snapshot]
-	version  atomic.Int64 // of snap
-	reloadMu sync.Mutex   // one reload at a time
-	down     atomic.Bool  // the last reload failed (and that was logged)
+	snap      atomic.Pointer[experiments.Snapshot]
+	version   atomic.Int64  // of snap
+	reloading chan struct{} // holds a token while a reload runs: one at a time
+	down      atomic.Bool   // the last reload failed (and that was logged)
 
 	listenerDown atomic.Bool // the LISTEN connection is lost (and that was logged)
 
@@ -161,7 +161,8 @@ func start(ctx context.Context, db *sqlx.DB, ownsDB bool, o options) (*Store, er
 		enrollments: NewEnrollments(db,
 			"SELECT created FROM "+t.enrollments+" WHERE user_id = $1 AND course_key = $2",
 			o.enrollTimeout),
-		done: make(chan struct{}),
+		reloading: make(chan struct{}, 1),
+		done:      make(chan struct{}),
 	}
 	if err := s.reload(ctx); err != nil {
 		return nil, fmt.Errorf("sqlstore: loading flags: %w", err)
@@ -283,9 +284,33 @@ func (s *Store) listenerEvent(ev pq.ListenerEventType, err error) {
 
 // reload loads the whole configuration in one consistent read, unless its
 // version is the one already loaded.
+//
+// It returns when ctx is done even if the database does not answer: lib/pq
+// cancels a query by asking the server, and waits for the answer, so a
+// hung server or a dropped network would hold the call (and, through the
+// run loop, Close) until TCP gives up. The abandoned reload finishes in
+// the background and keeps later ones waiting until then.
 func (s *Store) reload(ctx context.Context) error {
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
+	select {
+	case s.reloading <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer func() { <-s.reloading }()
+		done <- s.reloadNow(ctx)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// reloadNow is reload, with the reload token held.
+func (s *Store) reloadNow(ctx context.Context) error {
 	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
 		return err

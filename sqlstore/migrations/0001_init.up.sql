@@ -88,8 +88,9 @@ RETURNS integer
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$
     SELECT CASE WHEN buckets < 1 THEN 0 ELSE
-        ((get_byte(d, 0)::bigint << 24 | get_byte(d, 1)::bigint << 16 |
-          get_byte(d, 2)::bigint << 8  | get_byte(d, 3)::bigint) % buckets)::integer
+        -- << and | share a precedence in PostgreSQL: parenthesize each shift.
+        (((get_byte(d, 0)::bigint << 24) | (get_byte(d, 1)::bigint << 16) |
+          (get_byte(d, 2)::bigint << 8)  |  get_byte(d, 3)::bigint) % buckets)::integer
     END
     FROM (SELECT sha256(convert_to(group_name, 'UTF8') || '\x00'::bytea || convert_to(user_key, 'UTF8')) AS d) AS h
 $$;
