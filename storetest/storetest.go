@@ -213,6 +213,20 @@ func (w want) String() string {
 	return fmt.Sprintf("bucket %d, reason %q", w.bucket, w.reason)
 }
 
+// checkMainFlag checks that mainFlag is on (hashed) or off (control) for
+// u in courseKey, both by IsExperimentOn and by Decide.
+func (f *fixture) checkMainFlag(u experiments.User, courseKey string, on bool) {
+	f.t.Helper()
+	if got := f.on(mainFlag, u, courseKey); got != on {
+		f.t.Errorf("IsExperimentOn(%q) = %v, want %v", courseKey, got, on)
+	}
+	w := flagOff
+	if on {
+		w = hashed
+	}
+	f.checkDecision(mainFlag, u, courseKey, w)
+}
+
 func (f *fixture) checkDecision(flag *experiments.ExperimentFlag, u experiments.User, courseKey string, w want) {
 	f.t.Helper()
 	d := f.decide(flag, u, courseKey)
@@ -305,14 +319,7 @@ func testFlags(t *testing.T, newStore func(*testing.T) Store) {
 		t.Run(c.name, func(t *testing.T) {
 			f := setUp(t, newStore)
 			f.apply(c.writes...)
-			if got := f.on(mainFlag, alice, c.course); got != c.want {
-				t.Errorf("IsExperimentOn(%q) = %v, want %v", c.course, got, c.want)
-			}
-			w := flagOff
-			if c.want {
-				w = hashed
-			}
-			f.checkDecision(mainFlag, alice, c.course, w)
+			f.checkMainFlag(alice, c.course, c.want)
 		})
 	}
 	t.Run("ok, deleting a flag never set is not an error and changes nothing", func(t *testing.T) {
@@ -512,14 +519,7 @@ func testOverrides(t *testing.T, newStore func(*testing.T) Store) {
 		t.Run(c.name, func(t *testing.T) {
 			f := setUp(t, newStore)
 			f.apply(c.writes...)
-			if got := f.on(mainFlag, alice, c.course); got != c.want {
-				t.Errorf("IsExperimentOn(%q) = %v, want %v", c.course, got, c.want)
-			}
-			w := flagOff
-			if c.want {
-				w = hashed
-			}
-			f.checkDecision(mainFlag, alice, c.course, w)
+			f.checkMainFlag(alice, c.course, c.want)
 		})
 	}
 	t.Run("ok, Unset leaves no override in the snapshot data", func(t *testing.T) {
