@@ -27,17 +27,29 @@ var _ experiments.Enrollments = (*Enrollments)(nil)
 // Lookups run only for experiments with an enrollment window, once per
 // request, user and course. It is safe for concurrent use.
 type Enrollments struct {
-	db      *sqlx.DB
-	query   string
-	timeout time.Duration
+	db       *sqlx.DB
+	query    string
+	timeout  time.Duration
+	inflight chan struct{} // a slot per lookup running, abandoned ones included
 }
+
+// maxLookups bounds the enrollment lookups running at once, so that
+// lookups abandoned on a hung database cannot take the whole pool.
+const maxLookups = 8
+
+// ErrLookupsBusy is the error of an enrollment lookup that waited until
+// its deadline for one of the others still running (the database is slow
+// or hung) to end.
+var ErrLookupsBusy = errors.New("sqlstore: too many enrollment lookups running; the database is slow or away")
 
 // NewEnrollments returns Enrollments that run query with $1 = user ID and
 // $2 = course key; it must return no row (not enrolled) or one row whose
 // first column is the enrollment time (timestamptz, or timestamp in UTC).
-// Each lookup is bounded by timeout (0: only by the caller's context).
+// Each lookup is bounded by timeout (0: only by the caller's context); at
+// most 8 run at once, and one more waits for a slot until its deadline,
+// then fails with ErrLookupsBusy.
 func NewEnrollments(db *sqlx.DB, query string, timeout time.Duration) *Enrollments {
-	return &Enrollments{db: db, query: query, timeout: timeout}
+	return &Enrollments{db: db, query: query, timeout: timeout, inflight: make(chan struct{}, maxLookups)}
 }
 
 // Enrollment returns when userID enrolled in courseKey. A user ID or
@@ -55,13 +67,20 @@ func (e *Enrollments) Enrollment(ctx context.Context, userID, courseKey string) 
 	// lib/pq cancels a query by asking the server and waiting for its
 	// answer: a hung server or a dropped network would hold the call past
 	// ctx. The abandoned lookup ends in the background, holding its
-	// connection until then.
+	// connection and its slot until then; with every slot taken, lookups
+	// wait for one until their deadline rather than pile up.
+	select {
+	case e.inflight <- struct{}{}:
+	case <-ctx.Done():
+		return time.Time{}, false, ErrLookupsBusy
+	}
 	type result struct {
 		created time.Time
 		err     error
 	}
 	done := make(chan result, 1)
 	go func() {
+		defer func() { <-e.inflight }()
 		var r result
 		r.err = e.db.QueryRowxContext(ctx, e.query, userID, courseKey).Scan(&r.created)
 		done <- r

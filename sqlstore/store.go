@@ -55,6 +55,9 @@ type Store struct {
 
 	listenerDown atomic.Bool // the LISTEN connection is lost (and that was logged)
 
+	trackersMu sync.Mutex
+	trackers   []*Tracker // closed by Close, before the pool
+
 	listener *pq.Listener
 	stop     context.CancelFunc
 	done     chan struct{}
@@ -110,7 +113,7 @@ func OpenWith(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: %w", err)
 	}
-	db.SetMaxOpenConns(10)
+	db.SetMaxOpenConns(20)
 	db.SetMaxIdleConns(5)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	o.listenDSN = dsn
@@ -180,11 +183,20 @@ func start(ctx context.Context, db *sqlx.DB, ownsDB bool, o options) (*Store, er
 	return s, nil
 }
 
-// Close stops listening and closes the pool if Open made it. It is safe to
-// call more than once.
+// Close closes the store's trackers (writing what they queued, for at most
+// 10 s), stops listening and closes the pool if Open made it. It is safe
+// to call more than once.
 func (s *Store) Close() error {
 	var err error
 	s.close.Do(func() {
+		s.trackersMu.Lock()
+		trackers := s.trackers
+		s.trackersMu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		for _, t := range trackers {
+			err = errors.Join(err, t.Close(ctx))
+		}
+		cancel()
 		s.stop()
 		<-s.done
 		if s.listener != nil {

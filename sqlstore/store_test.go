@@ -2,12 +2,15 @@ package sqlstore_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/abkit/experiments"
 	"github.com/abkit/experiments/sqlstore"
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
 
@@ -223,5 +226,57 @@ func TestEnrollmentLookupTimesOut(t *testing.T) {
 	_, _, err := e.Enrollment(context.Background(), "7", "c")
 	if took := time.Since(start); err == nil || took > time.Second {
 		t.Fatalf("a lookup slower than its 50 ms timeout: err %v after %v; want an error well before 2 s", err, took)
+	}
+}
+
+func TestCloseWritesWhatTrackersQueued(t *testing.T) {
+	schema := newSchema(t)
+	s := openStoreIn(t, schema)
+	tr := s.NewTracker(sqlstore.WithFlushInterval(time.Hour), sqlstore.WithBatchSize(1000))
+	for i := range 10 {
+		e := experiments.Event{Name: experiments.EventUserBucketed, Time: time.Now(), UserID: fmt.Sprint(i)}
+		if err := tr.Track(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := testDB(t).Get(&n, "SELECT count(*) FROM "+pq.QuoteIdentifier(schema)+".experiments_events"); err != nil {
+		t.Fatal(err)
+	}
+	if n != 10 {
+		t.Errorf("%d events written by Close, want 10", n)
+	}
+}
+
+func TestEnrollmentLookupsOnAHungDatabaseDoNotTakeThePool(t *testing.T) {
+	p := startProxy(t, "127.0.0.1:5432")
+	db, err := sqlx.Open("postgres", p.DSN(testDSN()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	p.Stall()
+	e := sqlstore.NewEnrollments(db, "SELECT now() WHERE $1 <> $2", 50*time.Millisecond)
+	var busy int
+	for range 12 {
+		_, _, err := e.Enrollment(context.Background(), "7", "course-v1:X+Y+Z")
+		switch {
+		case errors.Is(err, sqlstore.ErrLookupsBusy):
+			busy++
+		case err == nil:
+			t.Fatal("a lookup on a hung database succeeded")
+		}
+	}
+	if busy != 4 {
+		t.Errorf("%d of 12 lookups refused as busy, want 4: 8 run (and hang), the others wait for a slot", busy)
+	}
+	if open := db.Stats().OpenConnections; open > 8 {
+		t.Errorf("%d connections open, want at most 8", open)
 	}
 }
