@@ -173,7 +173,7 @@ const (
 
 // decide runs the reference order: overrides, request state, user,
 // request cache, then a fresh decision that is cached.
-func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, track bool) Decision {
+func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, track bool) (d Decision) {
 	sc := scopeOf(ctx)
 	if o, ok := f.override(sc); ok {
 		return o.decision(f)
@@ -185,12 +185,26 @@ func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, track boo
 	if st.user.ID == "" {
 		return Decision{Reason: ReasonAnonymous}
 	}
+	if len(courseKey) > maxNameLen {
+		// Course keys come from URLs: one this long is no course, and would
+		// swell session marks and event rows.
+		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w: course key of %d bytes: longer than %d", f.full, ErrInvalid, len(courseKey), maxNameLen)}
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if b, ok := st.cached(f, courseKey); ok {
 		return Decision{Bucket: b, Reason: ReasonCached}
 	}
-	d := f.evaluate(ctx, st, courseKey)
+	// A custom Store, Enrollments or session store that panics gives
+	// control, like any failure.
+	defer func() {
+		if p := recover(); p != nil {
+			d = Decision{Reason: ReasonError, Err: fmt.Errorf("%s: panic: %v", f.full, p)}
+			st.remember(f, courseKey, 0)
+			st.logOnce(ctx, f, courseKey, d)
+		}
+	}()
+	d = f.evaluate(ctx, st, courseKey)
 	if d.Reason == ReasonForced || d.Reason == ReasonHashed {
 		if track && !st.user.Masquerading {
 			d.Tracked, d.Err = st.track(ctx, f, courseKey, d.Bucket)

@@ -3,7 +3,6 @@ package experiments
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -172,12 +171,14 @@ func (x *Experiments) Middleware(mc MiddlewareConfig) echo.MiddlewareFunc {
 			if x.sessions == nil {
 				return next(c)
 			}
-			ss := st.withSession(r, c.Response())
-			c.Response().Before(ss.save)
+			// Wrapping the writer, rather than Response.Before, also catches
+			// a Flush before any write (server-sent events).
+			res := c.Response()
+			res.Writer = st.withSession(r, res.Writer)
 			err := next(c)
-			if !c.Response().Committed {
-				ss.save()
-			}
+			// Nothing written yet (or an error for echo to render): the
+			// headers are still open.
+			st.sess.save()
 			return err
 		}
 	}
@@ -198,10 +199,8 @@ func (x *Experiments) Handler(next http.Handler, user func(*http.Request) User) 
 			next.ServeHTTP(w, r)
 			return
 		}
-		ss := st.withSession(r, w)
-		ss.writer = saveWriter{ResponseWriter: w, ss: ss}
-		next.ServeHTTP(&ss.writer, r)
-		ss.save()
+		next.ServeHTTP(st.withSession(r, w), r)
+		st.sess.save()
 	})
 }
 
@@ -363,11 +362,13 @@ func (st *reqState) logOnce(ctx context.Context, f *ExperimentFlag, courseKey st
 }
 
 // withSession gives st a session state for request r (whose context is
-// st) and its response writer w.
-func (st *reqState) withSession(r *http.Request, w http.ResponseWriter) *sessionState {
+// st) and its response writer w, and returns the writer that saves the
+// session before the response is committed.
+func (st *reqState) withSession(r *http.Request, w http.ResponseWriter) http.ResponseWriter {
 	sessions.GetRegistry(r) // handlers that read sessions share ours
 	st.sess = &sessionState{st: st, r: r, w: w}
-	return st.sess
+	st.sess.writer = saveWriter{ResponseWriter: w, ss: st.sess}
+	return &st.sess.writer
 }
 
 // saveWriter saves the session before the response is committed.
@@ -399,18 +400,13 @@ func (w *saveWriter) Write(b []byte) (int, error) {
 // Flush commits the response and flushes it, when the wrapped writer can.
 func (w *saveWriter) Flush() {
 	w.commit()
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 // Hijack hands the connection over, when the wrapped writer can.
 func (w *saveWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.commit()
-	if h, ok := w.ResponseWriter.(http.Hijacker); ok {
-		return h.Hijack()
-	}
-	return nil, nil, errors.New("experiments: the response writer does not implement http.Hijacker")
+	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
 
 // Unwrap returns the wrapped writer, for http.ResponseController.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -53,7 +54,7 @@ func (st *reqState) track(ctx context.Context, f *ExperimentFlag, courseKey stri
 	var mark string
 	sess := st.session()
 	if sess != nil {
-		mark = "tracked." + f.full
+		mark = markPrefix + f.full
 		if courseKey != "" {
 			mark += "." + courseKey
 		}
@@ -113,16 +114,26 @@ func (st *reqState) session() *sessions.Session {
 		return nil
 	}
 	// The marks belong to one user: another user signing in on the same
-	// browser starts with none.
-	if sess.Values == nil || sess.Values[sessionUserKey] != st.user.ID {
-		if len(sess.Values) > 0 {
-			ss.dirty = true
+	// browser starts with none. Other values of the session are left alone.
+	if sess.Values == nil {
+		sess.Values = make(map[any]any)
+	}
+	if sess.Values[sessionUserKey] != st.user.ID {
+		for k := range sess.Values {
+			if s, ok := k.(string); ok && strings.HasPrefix(s, markPrefix) {
+				delete(sess.Values, k)
+				ss.dirty = true
+			}
 		}
-		sess.Values = map[any]any{sessionUserKey: st.user.ID}
+		sess.Values[sessionUserKey] = st.user.ID // saved with the first mark
 	}
 	ss.sess = sess
 	return sess
 }
 
-// sessionUserKey holds the ID of the user the session's marks belong to.
-const sessionUserKey = "user"
+const (
+	// sessionUserKey holds the ID of the user the session's marks belong to.
+	sessionUserKey = "experiments.user"
+	// markPrefix starts the key of a mark: "tracked.<experiment>", as in edX.
+	markPrefix = "tracked."
+)
