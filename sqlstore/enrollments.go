@@ -59,6 +59,7 @@ func (e *Enrollments) Enrollment(ctx context.Context, userID, courseKey string) 
 	if !storable(userID) || !storable(courseKey) {
 		return time.Time{}, false, nil
 	}
+	parent := ctx
 	if e.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, e.timeout)
@@ -72,6 +73,9 @@ func (e *Enrollments) Enrollment(ctx context.Context, userID, courseKey string) 
 	select {
 	case e.inflight <- struct{}{}:
 	case <-ctx.Done():
+		if err := parent.Err(); err != nil {
+			return time.Time{}, false, err // the caller gave up, not the lookups
+		}
 		return time.Time{}, false, ErrLookupsBusy
 	}
 	type result struct {

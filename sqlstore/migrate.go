@@ -46,15 +46,16 @@ func runMigrations(ctx context.Context, db *sqlx.DB, schema string) (err error) 
 		conn.Close()
 		return err
 	}
-	driver, err := postgres.WithConnection(ctx, conn, &postgres.Config{SchemaName: schema, MigrationsTable: migrationsTable})
-	if err != nil {
-		conn.Close()
-		return err
-	}
+	closeConn := conn.Close // the driver's Close, once it has the connection
 	defer func() {
 		_, resetErr := conn.ExecContext(context.WithoutCancel(ctx), "RESET search_path")
-		err = errors.Join(err, resetErr, driver.Close())
+		err = errors.Join(err, resetErr, closeConn())
 	}()
+	driver, err := postgres.WithConnection(ctx, conn, &postgres.Config{SchemaName: schema, MigrationsTable: migrationsTable})
+	if err != nil {
+		return err
+	}
+	closeConn = driver.Close
 	source, err := iofs.New(migrations, "migrations")
 	if err != nil {
 		return err

@@ -57,6 +57,7 @@ type Store struct {
 
 	trackersMu sync.Mutex
 	trackers   []*Tracker // closed by Close, before the pool
+	closed     bool       // Close began: new trackers start closed
 
 	listener *pq.Listener
 	stop     context.CancelFunc
@@ -160,7 +161,7 @@ func start(ctx context.Context, db *sqlx.DB, ownsDB bool, o options) (*Store, er
 	t := newTables(o.schema)
 	s := &Store{
 		db: db, ownsDB: ownsDB, schema: o.schema, t: t,
-		channel: "experiments:" + o.schema, log: o.logger, poll: o.poll,
+		channel: channelPrefix + o.schema, log: o.logger, poll: o.poll,
 		enrollments: NewEnrollments(db,
 			"SELECT created FROM "+t.enrollments+" WHERE user_id = $1 AND course_key = $2",
 			o.enrollTimeout),
@@ -171,9 +172,7 @@ func start(ctx context.Context, db *sqlx.DB, ownsDB bool, o options) (*Store, er
 		return nil, fmt.Errorf("sqlstore: loading flags: %w", err)
 	}
 	if o.listenDSN != "" {
-		s.listener = pq.NewListener(o.listenDSN, 100*time.Millisecond, 2*time.Second, s.listenerEvent)
-		if err := s.listener.Listen(s.channel); err != nil {
-			s.listener.Close()
+		if err := s.listen(ctx, o.listenDSN); err != nil {
 			return nil, fmt.Errorf("sqlstore: listening on %q: %w", s.channel, err)
 		}
 	}
@@ -181,6 +180,26 @@ func start(ctx context.Context, db *sqlx.DB, ownsDB bool, o options) (*Store, er
 	s.stop = stop
 	go s.run(loop)
 	return s, nil
+}
+
+// listen starts the LISTEN connection. lib/pq's Listen waits until it is
+// connected, whatever ctx says: give up at ctx's end.
+func (s *Store) listen(ctx context.Context, dsn string) error {
+	l := pq.NewListener(dsn, 100*time.Millisecond, 2*time.Second, s.listenerEvent)
+	done := make(chan error, 1)
+	go func() { done <- l.Listen(s.channel) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			l.Close()
+			return err
+		}
+		s.listener = l
+		return nil
+	case <-ctx.Done():
+		l.Close() // Listen returns once closed
+		return ctx.Err()
+	}
 }
 
 // Close closes the store's trackers (writing what they queued, for at most
@@ -191,6 +210,7 @@ func (s *Store) Close() error {
 	s.close.Do(func() {
 		s.trackersMu.Lock()
 		trackers := s.trackers
+		s.closed = true
 		s.trackersMu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		for _, t := range trackers {
@@ -200,7 +220,7 @@ func (s *Store) Close() error {
 		s.stop()
 		<-s.done
 		if s.listener != nil {
-			err = s.listener.Close()
+			err = errors.Join(err, s.listener.Close())
 		}
 		if s.ownsDB {
 			err = errors.Join(err, s.db.Close())

@@ -280,3 +280,40 @@ func TestEnrollmentLookupsOnAHungDatabaseDoNotTakeThePool(t *testing.T) {
 		t.Errorf("%d connections open, want at most 8", open)
 	}
 }
+
+func TestSchemaNamesMustLeaveRoomForTheNotifyChannel(t *testing.T) {
+	long := "s" + strings.Repeat("x", 51) // 52 bytes: "experiments:" + it is over 63
+	_, err := sqlstore.OpenWith(context.Background(), testDSN(), sqlstore.WithSchema(long))
+	if !errors.Is(err, experiments.ErrInvalid) || !strings.Contains(err.Error(), "schema") {
+		t.Fatalf("OpenWith(52-byte schema) = %v; want an error wrapping ErrInvalid naming the schema", err)
+	}
+	schema := newSchema(t)
+	schema += strings.Repeat("x", 51-len(schema))
+	db := testDB(t)
+	t.Cleanup(func() { db.MustExec("DROP SCHEMA IF EXISTS " + pq.QuoteIdentifier(schema) + " CASCADE") })
+	s := openStoreIn(t, schema)
+	if err := s.SetFlag(context.Background(), testFlag.Name(), experiments.On()); err != nil {
+		t.Errorf("SetFlag on a 51-byte schema: %v", err)
+	}
+}
+
+func TestNewGivesUpListeningAtItsContextsEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := sqlstore.New(ctx, testDB(t), newSchema(t), sqlstore.WithListenDSN("postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"))
+	if err == nil || time.Since(start) > 3*time.Second {
+		t.Fatalf("New with an unreachable listen DSN: %v after %v; want an error at the context's end", err, time.Since(start))
+	}
+}
+
+func TestTrackerMadeAfterCloseIsClosed(t *testing.T) {
+	s := openStore(t)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tr := s.NewTracker()
+	if err := tr.Track(context.Background(), experiments.Event{Name: experiments.EventUserBucketed, UserID: "1"}); !errors.Is(err, sqlstore.ErrTrackerClosed) {
+		t.Errorf("Track on a tracker made after Close = %v, want ErrTrackerClosed", err)
+	}
+}

@@ -220,16 +220,22 @@ func (s *Store) NewTracker(opts ...TrackerOption) *Tracker {
 	}
 	go t.run()
 	s.trackersMu.Lock()
-	s.trackers = append(s.trackers, t)
+	closed := s.closed
+	if !closed {
+		s.trackers = append(s.trackers, t)
+	}
 	s.trackersMu.Unlock()
+	if closed {
+		t.Close(context.Background()) // nothing queued: returns at once
+	}
 	return t
 }
 
 // Track queues e to be written and returns at once. It never blocks: when
 // the queue is full it drops e and returns ErrQueueFull; after Close it
 // returns ErrTrackerClosed. An event the table cannot hold (strings that
-// are not UTF-8 or hold a NUL byte, a bucket beyond a 32-bit integer, a
-// year outside 1–9999) is refused with an error wrapping
+// are not UTF-8, hold a NUL byte or are longer than 255 bytes, a bucket
+// beyond a 32-bit integer, a year outside 1–9999) is refused with an error wrapping
 // experiments.ErrInvalid, so that it cannot fail the batch it would join.
 // A zero e.Time is the time of the call. Refused events count as dropped.
 // ctx is not used: Track does no I/O.
@@ -485,6 +491,10 @@ func (t *Tracker) healthy() {
 
 // checkEvent refuses what the events table cannot hold: one such event
 // would make its whole batch fail every attempt.
+// maxEventText bounds an event's strings: indexed columns hold at most
+// about 2.7 kB a row, and stores refuse longer names and course keys.
+const maxEventText = 255
+
 func checkEvent(e *experiments.Event) error {
 	for _, f := range [...]struct{ field, s string }{
 		{"name", e.Name}, {"user ID", e.UserID}, {"site", e.Site}, {"app label", e.AppLabel},
@@ -495,6 +505,9 @@ func checkEvent(e *experiments.Event) error {
 		}
 		if strings.IndexByte(f.s, 0) >= 0 {
 			return fmt.Errorf("sqlstore: tracker: %w: event %s %q: NUL byte", experiments.ErrInvalid, f.field, f.s)
+		}
+		if len(f.s) > maxEventText {
+			return fmt.Errorf("sqlstore: tracker: %w: event %s of %d bytes: longer than %d", experiments.ErrInvalid, f.field, len(f.s), maxEventText)
 		}
 	}
 	if e.Bucket < math.MinInt32 || e.Bucket > math.MaxInt32 {
@@ -518,7 +531,7 @@ func insertEventsQuery(table string) string {
 }
 
 // batch is the events of one INSERT, and its arguments: one array a
-// column (lib/pq encodes them), in slices reused from batch to batch.
+// column (lib/pq encodes them).
 type batch struct {
 	events []experiments.Event
 	ids    []byte // 16 random bytes an event
@@ -543,11 +556,13 @@ func (b *batch) reset() {
 // args gives each event a new UUID and returns the INSERT's arguments.
 func (b *batch) args() []any {
 	b.newIDs()
-	cols := []*pq.StringArray{&b.uuids, &b.names, &b.times, &b.users, &b.sites, &b.apps, &b.exps, &b.courses}
-	for _, c := range cols {
-		*c = (*c)[:0]
+	// New slices each batch: an abandoned attempt (WithWriteTimeout) may
+	// still be reading the last ones.
+	n := len(b.events)
+	for _, c := range []*pq.StringArray{&b.uuids, &b.names, &b.times, &b.users, &b.sites, &b.apps, &b.exps, &b.courses} {
+		*c = make(pq.StringArray, 0, n)
 	}
-	b.buckets, b.staff = b.buckets[:0], b.staff[:0]
+	b.buckets, b.staff = make(pq.Int64Array, 0, n), make(pq.BoolArray, 0, n)
 	for i := range b.events {
 		e := &b.events[i]
 		b.uuids = append(b.uuids, formatUUID(b.ids[16*i:16*i+16]))

@@ -29,11 +29,18 @@ func newTables(schema string) tables {
 	}
 }
 
+// maxSchema is the longest schema name: its NOTIFY channel,
+// "experiments:" + schema, must fit PostgreSQL's 63-byte identifiers.
+const maxSchema = 63 - len(channelPrefix)
+
+// channelPrefix starts the NOTIFY channel of a schema.
+const channelPrefix = "experiments:"
+
 // checkSchema refuses a schema name PostgreSQL would truncate or that
 // holds what an identifier should not.
 func checkSchema(schema string) error {
-	if schema == "" || len(schema) > 63 || !utf8.ValidString(schema) {
-		return fmt.Errorf("sqlstore: %w: schema %q: want 1 to 63 bytes of UTF-8", experiments.ErrInvalid, schema)
+	if schema == "" || len(schema) > maxSchema || !utf8.ValidString(schema) {
+		return fmt.Errorf("sqlstore: %w: schema %q: want 1 to %d bytes of UTF-8", experiments.ErrInvalid, schema, maxSchema)
 	}
 	for _, r := range schema {
 		if r < 0x20 || r == 0x7f {
