@@ -53,27 +53,33 @@ func (w *window) contains(t time.Time) bool {
 	return (!w.hasStart || !t.Before(w.start)) && (!w.hasEnd || t.Before(w.end))
 }
 
-// dateLayouts are the forms ParseDate accepts, before an optional zone.
-var dateLayouts = []string{
-	"2006-01-02T15:04:05",
-	"2006-01-02 15:04:05",
-	"2006-01-02T15:04",
-	"2006-01-02 15:04",
-	"2006-01-02",
-}
+// dateLayouts are the forms ParseDate accepts, before an optional zone:
+// each date form ("1" and "2" take one or two digits) with each time form.
+var dateLayouts = func() []string {
+	var layouts []string
+	for _, date := range []string{"2006-1-2", "2006/1/2", "20060102"} {
+		for _, clock := range []string{"", "T15", " 15", "T15:04", " 15:04", "T15:04:05", " 15:04:05"} {
+			layouts = append(layouts, date+clock)
+		}
+	}
+	return append(layouts, "Jan 2 2006", "Jan 2, 2006", "January 2 2006", "January 2, 2006", "2 Jan 2006", "2 January 2006")
+}()
 
 // zoneLayouts are the zone suffixes ParseDate accepts (and drops).
 var zoneLayouts = []string{"", "Z07:00", "Z0700", "Z07", " Z07:00", " Z0700", " Z07", " MST"}
 
 // ParseDate parses an enrollment bound the way Open edX reads it: the
 // date and wall-clock time are taken as UTC and any zone in the value is
-// dropped ("2012-01-06T10:00:00+05:00" is 10:00 UTC). It accepts
-// "2006-01-02", "2006-01-02 15:04", "2006-01-02 15:04:05" and the same
-// with 'T' for the space, seconds with a fraction, RFC 3339, and each
-// with or without a zone ("Z", "+07:00", "+0700", "+07", " UTC").
+// dropped ("2012-01-06T10:00:00+05:00" is 10:00 UTC). It accepts the forms
+// edX's dateutil reads in practice: a date as "2006-01-02" (or "2006-1-2",
+// "2006/01/02", "20060102"), optionally followed by 'T' or a space and
+// "15", "15:04" or "15:04:05" (seconds may have a fraction), so RFC 3339
+// too, each with or without a zone ("Z", "+07:00", "+0700", "+07",
+// " UTC"); and "Jan 2 2006", "January 2, 2006", "2 Jan 2006". Anything
+// else is an error.
 func ParseDate(s string) (time.Time, error) {
 	v := strings.TrimSpace(s)
-	if len(v) < len("2006-01-02") || len(v) > 64 {
+	if len(v) < len("20060102") || len(v) > 64 {
 		return time.Time{}, errBadDate
 	}
 	for _, d := range dateLayouts {
@@ -86,7 +92,7 @@ func ParseDate(s string) (time.Time, error) {
 	return time.Time{}, errBadDate
 }
 
-var errBadDate = errors.New(`not a date: want "2006-01-02", "2006-01-02 15:04[:05[.frac]]" or RFC 3339`)
+var errBadDate = errors.New(`not a date: want "2006-01-02", "2006-01-02 15:04[:05[.frac]]", RFC 3339 or "Jan 2 2006"`)
 
 // enrolled returns when the request's user enrolled in courseKey, or now
 // when they are not enrolled, looking it up once per request and course.

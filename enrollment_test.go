@@ -23,6 +23,13 @@ func TestParseDate(t *testing.T) {
 	}{
 		{"ok, date only", "2012-01-06", utc(2012, 1, 6, 0, 0, 0, 0), true},
 		{"ok, date and minutes with a space", "2012-01-06 10:30", utc(2012, 1, 6, 10, 30, 0, 0), true},
+		{"ok, date without leading zeros", "2012-1-6", utc(2012, 1, 6, 0, 0, 0, 0), true},
+		{"ok, date with slashes", "2012/01/06", utc(2012, 1, 6, 0, 0, 0, 0), true},
+		{"ok, compact date", "20120106", utc(2012, 1, 6, 0, 0, 0, 0), true},
+		{"ok, date and hour", "2012-01-06T10", utc(2012, 1, 6, 10, 0, 0, 0), true},
+		{"ok, month name first", "Jan 6 2012", utc(2012, 1, 6, 0, 0, 0, 0), true},
+		{"ok, full month name with a comma", "January 6, 2012", utc(2012, 1, 6, 0, 0, 0, 0), true},
+		{"ok, day first with a month name", "6 Jan 2012", utc(2012, 1, 6, 0, 0, 0, 0), true},
 		{"ok, date and minutes with a T", "2012-01-06T10:30", utc(2012, 1, 6, 10, 30, 0, 0), true},
 		{"ok, date and seconds with a space", "2012-01-06 10:30:15", utc(2012, 1, 6, 10, 30, 15, 0), true},
 		{"ok, date and seconds with a T", "2012-01-06T10:30:15", utc(2012, 1, 6, 10, 30, 15, 0), true},
