@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,11 @@ type MemStore struct {
 	snap atomic.Pointer[Snapshot]
 
 	enrollments sync.Map // enrollmentKey → time.Time
+
+	exposed     sync.Map   // exposureKey → struct{}: read without a lock
+	recMu       sync.Mutex // exposures and conversions
+	exposures   []Exposure
+	conversions []Conversion
 }
 
 type enrollmentKey struct{ user, course string }
@@ -27,6 +33,7 @@ type enrollmentKey struct{ user, course string }
 var (
 	_ Store       = (*MemStore)(nil)
 	_ Enrollments = (*MemStore)(nil)
+	_ Recorder    = (*MemStore)(nil)
 )
 
 // NewMemStore returns an empty MemStore: every flag is off.
@@ -171,3 +178,73 @@ func withState(m map[string]map[string]State, name, key string, st State) map[st
 	}
 	return m
 }
+
+// SetGoal creates or replaces a goal.
+func (s *MemStore) SetGoal(_ context.Context, g Goal) error {
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	s.update(func(d *SnapshotData) {
+		d.Goals = maps.Clone(d.Goals)
+		if d.Goals == nil {
+			d.Goals = make(map[string]Goal)
+		}
+		d.Goals[g.Name] = g.clone()
+	})
+	return nil
+}
+
+// DeleteGoal removes a goal; its conversions stay. Deleting a goal that
+// is not set is not an error.
+func (s *MemStore) DeleteGoal(_ context.Context, name string) error {
+	if err := ValidateGoalName(name); err != nil {
+		return err
+	}
+	s.update(func(d *SnapshotData) {
+		d.Goals = maps.Clone(d.Goals)
+		delete(d.Goals, name)
+	})
+	return nil
+}
+
+// RecordExposure keeps e unless the user was exposed to the experiment
+// before. Memory grows with users × experiments (about 100 bytes each):
+// use sqlstore for large audiences.
+func (s *MemStore) RecordExposure(_ context.Context, e Exposure) error {
+	key := exposureKey{e.Flag, e.CourseKey, e.UserID}
+	if _, ok := s.exposed.Load(key); ok {
+		return nil // the common case: a user seen before, no lock
+	}
+	e.Time = e.Time.Truncate(time.Microsecond)
+	s.recMu.Lock()
+	defer s.recMu.Unlock()
+	if _, loaded := s.exposed.LoadOrStore(key, struct{}{}); !loaded {
+		s.exposures = append(s.exposures, e)
+	}
+	return nil
+}
+
+// RecordConversion keeps c. Memory grows with conversions.
+func (s *MemStore) RecordConversion(_ context.Context, c Conversion) error {
+	c.Time = c.Time.Truncate(time.Microsecond)
+	s.recMu.Lock()
+	defer s.recMu.Unlock()
+	s.conversions = append(s.conversions, c)
+	return nil
+}
+
+// Exposures returns a copy of the exposures recorded, oldest first.
+func (s *MemStore) Exposures() []Exposure {
+	s.recMu.Lock()
+	defer s.recMu.Unlock()
+	return slices.Clone(s.exposures)
+}
+
+// Conversions returns a copy of the conversions recorded, oldest first.
+func (s *MemStore) Conversions() []Conversion {
+	s.recMu.Lock()
+	defer s.recMu.Unlock()
+	return slices.Clone(s.conversions)
+}
+
+type exposureKey struct{ flag, course, user string }

@@ -26,6 +26,11 @@ type Config struct {
 	// Tracker receives the "user bucketed" events.
 	// Optional. Default: events are dropped.
 	Tracker Tracker
+	// Recorder keeps exposures (first bucketings) and conversions, for
+	// results; usually the Store (MemStore and sqlstore.Store are
+	// Recorders). Optional. Default: nil, nothing is recorded and Convert
+	// fails with ErrNoRecorder.
+	Recorder Recorder
 	// Sessions keeps which experiments a user was already tracked in, so
 	// that the event is sent once per session.
 	// Optional. Default: nil, the event is sent once per request.
@@ -59,6 +64,7 @@ type Experiments struct {
 	store       Store
 	enrollments Enrollments
 	tracker     Tracker
+	recorder    Recorder
 	sessions    sessions.Store
 	sessionName string
 	sessionOpts sessions.Options
@@ -67,12 +73,13 @@ type Experiments struct {
 	site        string
 	now         func() time.Time
 	log         *slog.Logger
+	counters
 }
 
 // New returns an Experiments for cfg, with the defaults of Config filled in.
 func New(cfg Config) *Experiments {
 	x := &Experiments{
-		store: cfg.Store, enrollments: cfg.Enrollments, tracker: cfg.Tracker,
+		store: cfg.Store, enrollments: cfg.Enrollments, tracker: cfg.Tracker, recorder: cfg.Recorder,
 		sessions: cfg.Sessions, sessionName: cfg.SessionName, hasher: cfg.Hasher,
 		site: cfg.Site, now: cfg.Now, log: cfg.Logger,
 		sessionOpts: sessions.Options{Path: "/", MaxAge: 30 * 86400, HttpOnly: true, SameSite: http.SameSiteLaxMode},

@@ -44,6 +44,7 @@ type SnapshotData struct {
 	CourseOverrides  map[string]map[string]State // flag name → course key → state
 	OrgOverrides     map[string]map[string]State // flag name → org → state
 	ExperimentValues map[int]map[string]string   // experiment ID → key → value
+	Goals            map[string]Goal             // goal name → goal
 }
 
 // Snapshot is an immutable, compiled view of a store's configuration.

@@ -44,11 +44,11 @@ type TrackerFunc func(ctx context.Context, e Event) error
 // Track calls fn(ctx, e).
 func (fn TrackerFunc) Track(ctx context.Context, e Event) error { return fn(ctx, e) }
 
-// track sends the bucketing event unless the session already has it, and
-// marks the session. st.mu is held.
+// track sends the bucketing event and records the exposure unless the
+// session already has them, and marks the session. st.mu is held.
 func (st *reqState) track(ctx context.Context, f *ExperimentFlag, courseKey string, bucket int) (bool, error) {
 	x := st.x
-	if x.tracker == nil {
+	if x.tracker == nil && x.recorder == nil {
 		return false, nil
 	}
 	var mark string
@@ -62,13 +62,26 @@ func (st *reqState) track(ctx context.Context, f *ExperimentFlag, courseKey stri
 			return false, nil
 		}
 	}
-	e := Event{
-		Name: EventUserBucketed, Time: x.now(), UserID: st.user.ID, Site: x.site,
-		AppLabel: f.namespace, Experiment: f.name, CourseKey: courseKey,
-		Bucket: bucket, IsStaff: st.user.Staff,
+	now := x.now()
+	if x.recorder != nil {
+		// The store keeps the first exposure of a user; a failure loses
+		// this one, not the bucket.
+		exp := Exposure{Flag: f.full, CourseKey: courseKey, UserID: st.user.ID, Bucket: bucket, Time: now}
+		if err := safeCall(func() error { return x.recorder.RecordExposure(ctx, exp) }); err != nil {
+			return false, fmt.Errorf("%s: %w: %w", f.full, ErrRecorder, err)
+		}
 	}
-	if err := safeTrack(ctx, x.tracker, e); err != nil {
-		return false, fmt.Errorf("%s: %w: %w", f.full, ErrTracker, err)
+	tracked := false
+	if x.tracker != nil {
+		e := Event{
+			Name: EventUserBucketed, Time: now, UserID: st.user.ID, Site: x.site,
+			AppLabel: f.namespace, Experiment: f.name, CourseKey: courseKey,
+			Bucket: bucket, IsStaff: st.user.Staff,
+		}
+		if err := safeCall(func() error { return x.tracker.Track(ctx, e) }); err != nil {
+			return false, fmt.Errorf("%s: %w: %w", f.full, ErrTracker, err)
+		}
+		tracked = true
 	}
 	if mark != "" {
 		sess.Values[mark] = true
@@ -78,17 +91,18 @@ func (st *reqState) track(ctx context.Context, f *ExperimentFlag, courseKey stri
 				slog.String("flag", f.full), slog.String("course", courseKey))
 		}
 	}
-	return true, nil
+	return tracked, nil
 }
 
-// safeTrack calls t.Track, turning a panic into an error.
-func safeTrack(ctx context.Context, t Tracker, e Event) (err error) {
+// safeCall calls fn, a Tracker's or Recorder's method, turning a panic
+// into an error.
+func safeCall(fn func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic: %v", p)
 		}
 	}()
-	return t.Track(ctx, e)
+	return fn()
 }
 
 // session returns the request's session, reading it on first use; nil

@@ -17,6 +17,9 @@ var (
 	// ErrTracker is wrapped by Decision.Err when the Tracker failed or
 	// panicked. The bucket is kept: only the event was lost.
 	ErrTracker = errors.New("tracker failed")
+	// ErrRecorder is wrapped by Decision.Err when the Recorder failed to
+	// record the exposure. The bucket is kept, and the session not marked.
+	ErrRecorder = errors.New("recorder failed")
 )
 
 // MaxExperimentID is the largest experiment ID (a PostgreSQL integer).

@@ -1,0 +1,220 @@
+package experiments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// ValueType says how a goal's values are summed up in results, as in
+// manhattan: counted, summed, averaged per conversion or per participant.
+type ValueType int
+
+const (
+	// ValueCount counts conversions; values are ignored.
+	ValueCount ValueType = iota
+	// ValueSum sums the values (revenue, minutes watched).
+	ValueSum
+	// ValueAverage averages the values of the conversions.
+	ValueAverage
+	// ValuePerParticipant divides the sum of the values by the
+	// participants, converted or not.
+	ValuePerParticipant
+)
+
+// String returns "count", "sum", "average" or "per-participant".
+func (v ValueType) String() string {
+	switch v {
+	case ValueCount:
+		return "count"
+	case ValueSum:
+		return "sum"
+	case ValueAverage:
+		return "average"
+	case ValuePerParticipant:
+		return "per-participant"
+	}
+	return "ValueType(" + itoa(int(v)) + ")"
+}
+
+// Goal is something users reach that experiments are judged by. Declare
+// goals in the store (SetGoal); Convert records that the request's user
+// reached one. A conversion counts for every experiment the user was
+// exposed to before it.
+type Goal struct {
+	// Name identifies the goal: 1 to 255 ASCII letters, digits, '_', '-'
+	// and '.'.
+	Name string `json:"name"`
+	// Once makes the goal binary, like gae_bingo's conversions: a user
+	// converts at most once per experiment, however often they reach it.
+	// Otherwise every conversion counts.
+	Once bool `json:"once,omitempty"`
+	// Value says how the conversions' values are summed up.
+	Value ValueType `json:"value,omitempty"`
+	// Include makes the goal complex: a user reaches it when they have
+	// reached every goal of Include and none of Exclude. A complex goal is
+	// binary and has no value; Convert refuses it (its goals are
+	// converted instead).
+	Include []string `json:"include,omitempty"`
+	// Exclude lists the goals that keep a user from a complex goal.
+	Exclude []string `json:"exclude,omitempty"`
+}
+
+// Complex reports whether g is reached through other goals.
+func (g Goal) Complex() bool { return len(g.Include) > 0 }
+
+// Validate reports the first field of g that a store would refuse, as an
+// error wrapping ErrInvalid.
+func (g Goal) Validate() error {
+	if err := ValidateGoalName(g.Name); err != nil {
+		return err
+	}
+	if g.Value < ValueCount || g.Value > ValuePerParticipant {
+		return fmt.Errorf("%w: goal %s: value type %d: want ValueCount, ValueSum, ValueAverage or ValuePerParticipant", ErrInvalid, g.Name, int(g.Value))
+	}
+	if len(g.Exclude) > 0 && !g.Complex() {
+		return fmt.Errorf("%w: goal %s: exclude without include", ErrInvalid, g.Name)
+	}
+	if g.Complex() && g.Value != ValueCount {
+		return fmt.Errorf("%w: goal %s: a complex goal has no value (value type %s)", ErrInvalid, g.Name, g.Value)
+	}
+	for field, names := range map[string][]string{"include": g.Include, "exclude": g.Exclude} {
+		for i, n := range names {
+			if err := ValidateGoalName(n); err != nil {
+				return fmt.Errorf("goal %s %s[%d]: %w", g.Name, field, i, err)
+			}
+			if n == g.Name {
+				return fmt.Errorf("%w: goal %s %s[%d]: the goal itself", ErrInvalid, g.Name, field, i)
+			}
+		}
+	}
+	for _, n := range g.Include {
+		if slices.Contains(g.Exclude, n) {
+			return fmt.Errorf("%w: goal %s: %s is both included and excluded", ErrInvalid, g.Name, n)
+		}
+	}
+	return nil
+}
+
+func (g Goal) clone() Goal {
+	g.Include = slices.Clone(g.Include)
+	g.Exclude = slices.Clone(g.Exclude)
+	return g
+}
+
+// ValidateGoalName checks a goal name: 1 to 255 ASCII letters, digits,
+// '_', '-' and '.'. The error wraps ErrInvalid.
+func ValidateGoalName(name string) error {
+	if name == "" || len(name) > maxNameLen {
+		return fmt.Errorf("%w: goal name %.40q: want 1 to %d bytes", ErrInvalid, name, maxNameLen)
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !nameByte(c) && c != '.' {
+			return fmt.Errorf("%w: goal name %q: character %q is not allowed (letters, digits, '_', '-', '.')", ErrInvalid, name, c)
+		}
+	}
+	return nil
+}
+
+// Exposure is the first bucketing of a user into an experiment (a flag,
+// and a course when given). Results count it as a participant.
+type Exposure struct {
+	Flag      string // the flag's full name, "namespace.name"
+	CourseKey string // "" when none
+	UserID    string
+	Bucket    int
+	Time      time.Time
+}
+
+// Conversion is a user reaching a goal.
+type Conversion struct {
+	Goal   string
+	UserID string
+	Value  float64 // 0 for goals without a value
+	Time   time.Time
+}
+
+// Recorder keeps exposures and conversions for results. A store keeps an
+// exposure once per user and experiment (the first), and every
+// conversion. Calls come from requests: a recorder that does I/O queues.
+// MemStore implements it; so does sqlstore.Store.
+type Recorder interface {
+	RecordExposure(ctx context.Context, e Exposure) error
+	RecordConversion(ctx context.Context, c Conversion) error
+}
+
+var (
+	// ErrUnknownGoal is wrapped by Convert's error for a goal the store
+	// does not have.
+	ErrUnknownGoal = errors.New("unknown goal")
+	// ErrNoRequest is Convert's error for a context without request state.
+	ErrNoRequest = errors.New("no request state in the context (Experiments.Middleware, Handler or NewContext)")
+	// ErrNoRecorder is Convert's error when Config.Recorder is nil and the
+	// store records nothing.
+	ErrNoRecorder = errors.New("no Recorder: set Config.Recorder or use a store that records")
+)
+
+// Convert records that the request's user reached goal. It is
+// ConvertValue with value 0, for goals that count.
+func Convert(ctx context.Context, goal string) error { return ConvertValue(ctx, goal, 0) }
+
+// ConvertValue records that the request's user reached goal, worth value
+// (a price, minutes watched). Conversions of anonymous and masquerading
+// users are ignored (nil error) and counted in Stats. A goal the store
+// does not have gives an error wrapping ErrUnknownGoal; a complex goal or
+// a value that is not finite, ErrInvalid.
+func ConvertValue(ctx context.Context, goal string, value float64) error {
+	sc := scopeOf(ctx)
+	if sc == nil || sc.st == nil {
+		return fmt.Errorf("experiments: convert %s: %w", goal, ErrNoRequest)
+	}
+	st := sc.st
+	x := st.x
+	if st.user.ID == "" || st.user.Masquerading {
+		x.ignored.Add(1)
+		return nil
+	}
+	if math.IsNaN(value) || math.IsInf(value, 0) {
+		return fmt.Errorf("experiments: convert %s: %w: value %v", goal, ErrInvalid, value)
+	}
+	if x.recorder == nil {
+		return fmt.Errorf("experiments: convert %s: %w", goal, ErrNoRecorder)
+	}
+	snap, err := snapshot(ctx, x.store)
+	if err != nil {
+		return fmt.Errorf("experiments: convert %s: %w", goal, err)
+	}
+	g, ok := snap.data.Goals[goal]
+	if !ok {
+		return fmt.Errorf("experiments: convert %q: %w", goal, ErrUnknownGoal)
+	}
+	if g.Complex() {
+		return fmt.Errorf("experiments: convert %s: %w: a complex goal is reached through its included goals", goal, ErrInvalid)
+	}
+	c := Conversion{Goal: goal, UserID: st.user.ID, Value: value, Time: x.now()}
+	if err := x.recorder.RecordConversion(ctx, c); err != nil {
+		return fmt.Errorf("experiments: convert %s: %w", goal, err)
+	}
+	x.converted.Add(1)
+	return nil
+}
+
+// Stats are an Experiments' counters since New.
+type Stats struct {
+	Conversions        uint64 // recorded
+	IgnoredConversions uint64 // of anonymous or masquerading users
+}
+
+// Stats returns the counters.
+func (x *Experiments) Stats() Stats {
+	return Stats{Conversions: x.converted.Load(), IgnoredConversions: x.ignored.Load()}
+}
+
+// counters are the Experiments' Stats.
+type counters struct {
+	converted, ignored atomic.Uint64
+}
