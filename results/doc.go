@@ -5,9 +5,26 @@
 // intervals and two-sided p-values, a sample-ratio-mismatch check of the
 // split, a gae_bingo-style verdict, and cumulative daily series.
 //
-// Everything here is a pure function of its arguments: no I/O, no
+// The statistics are pure functions of their arguments: no I/O, no
 // state, safe for concurrent use. Distributions come from gonum's
 // stat/distuv; the tests hold reference figures computed with R.
+//
+// Reports start from the recorded data: a Source aggregates an
+// experiment's exposures and conversions per bucket and day (Memory
+// does it in memory and is the reference for stores that do it in their
+// database; Source documents the exact semantics), and Build turns the
+// aggregates into a Report, which WriteText prints and encoding/json
+// marshals:
+//
+//	src := results.NewMemory(store.Exposures(), store.Conversions())
+//	r, err := results.Build(ctx, src, results.Query{
+//		Experiment: results.Experiment{Flag: "shop.checkout"},
+//		Goal:       goals["purchase"], // Snapshot(ctx).Data().Goals
+//	})
+//	if err != nil {
+//		return err // ErrNoExposures, an invalid goal, ErrBucketOutOfRange
+//	}
+//	r.WriteText(os.Stdout)
 //
 //	buckets := []results.Bucket{
 //		{Index: 0, Participants: 1000, Conversions: 48},

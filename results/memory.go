@@ -1,0 +1,258 @@
+package results
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/abkit/experiments"
+)
+
+// Memory is the reference Source: it aggregates exposures and
+// conversions held in memory, such as a MemStore's:
+//
+//	src := results.NewMemory(store.Exposures(), store.Conversions())
+//
+// It follows the semantics documented on Source exactly. It is an
+// immutable snapshot of the data given to NewMemory, safe for concurrent
+// use.
+type Memory struct {
+	experiments  []Experiment
+	participants map[Experiment][]participant // by exposure time, then user
+	conversions  map[string]map[string][]conv // goal → user → by time
+}
+
+var _ Source = (*Memory)(nil)
+
+type participant struct {
+	user   string
+	bucket int
+	time   time.Time
+	day    int64 // days since 1970-01-01 UTC
+}
+
+type conv struct {
+	time  time.Time
+	day   int64
+	value float64
+}
+
+// NewMemory indexes exposures and conversions for aggregation, in
+// O(n log n); it keeps no reference to the slices.
+func NewMemory(exposures []experiments.Exposure, conversions []experiments.Conversion) *Memory {
+	type userKey struct {
+		Experiment
+		user string
+	}
+	first := make(map[userKey]experiments.Exposure, len(exposures))
+	for _, e := range exposures {
+		k := userKey{Experiment{e.Flag, e.CourseKey}, e.UserID}
+		if old, ok := first[k]; ok {
+			if c := e.Time.Compare(old.Time); c > 0 || c == 0 && e.Bucket >= old.Bucket {
+				continue
+			}
+		}
+		first[k] = e
+	}
+	m := &Memory{
+		participants: make(map[Experiment][]participant),
+		conversions:  make(map[string]map[string][]conv),
+	}
+	for k, e := range first {
+		m.participants[k.Experiment] = append(m.participants[k.Experiment],
+			participant{user: k.user, bucket: e.Bucket, time: e.Time, day: dayOf(e.Time)})
+	}
+	for x, ps := range m.participants {
+		m.experiments = append(m.experiments, x)
+		slices.SortFunc(ps, func(a, b participant) int {
+			if c := a.time.Compare(b.time); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.user, b.user)
+		})
+	}
+	slices.SortFunc(m.experiments, func(a, b Experiment) int {
+		if c := cmp.Compare(a.Flag, b.Flag); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.CourseKey, b.CourseKey)
+	})
+
+	for _, c := range conversions {
+		byUser := m.conversions[c.Goal]
+		if byUser == nil {
+			byUser = make(map[string][]conv)
+			m.conversions[c.Goal] = byUser
+		}
+		byUser[c.UserID] = append(byUser[c.UserID], conv{time: c.Time, day: dayOf(c.Time), value: c.Value})
+	}
+	for _, byUser := range m.conversions {
+		for _, cs := range byUser {
+			slices.SortStableFunc(cs, func(a, b conv) int { return a.time.Compare(b.time) })
+		}
+	}
+	return m
+}
+
+// dayOf returns the days since 1970-01-01 of t's UTC date.
+func dayOf(t time.Time) int64 {
+	s := t.Unix()
+	d := s / 86400
+	if s%86400 < 0 {
+		d--
+	}
+	return d
+}
+
+// Experiments returns the experiments with exposures, sorted by Flag then
+// CourseKey.
+func (m *Memory) Experiments(ctx context.Context) ([]Experiment, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return slices.Clone(m.experiments), nil
+}
+
+// Aggregate returns the aggregates of q.Goal in q.Experiment, as Source
+// documents.
+func (m *Memory) Aggregate(ctx context.Context, q Query) (Aggregates, error) {
+	if err := ctx.Err(); err != nil {
+		return Aggregates{}, err
+	}
+	if err := q.Validate(); err != nil {
+		return Aggregates{}, fmt.Errorf("experiment %s: %w", q.Experiment, err)
+	}
+	ps := m.participants[q.Experiment]
+	if len(ps) == 0 {
+		return Aggregates{}, fmt.Errorf("experiment %s: %w", q.Experiment, ErrNoExposures)
+	}
+	lo, hi := ps[0].bucket, ps[0].bucket
+	for _, p := range ps {
+		lo, hi = min(lo, p.bucket), max(hi, p.bucket)
+	}
+	n := q.Buckets
+	switch {
+	case lo < 0:
+		return Aggregates{}, fmt.Errorf("experiment %s: a participant in bucket %d: %w", q.Experiment, lo, ErrBucketOutOfRange)
+	case n == 0:
+		n = hi + 1
+	case hi >= n:
+		return Aggregates{}, fmt.Errorf("experiment %s: a participant in bucket %d, query for %d buckets: %w",
+			q.Experiment, hi, n, ErrBucketOutOfRange)
+	}
+
+	g := q.Goal
+	valued := !g.Complex() && g.Value != experiments.ValueCount
+	var (
+		simple           map[string][]conv
+		include, exclude []map[string][]conv
+	)
+	if g.Complex() {
+		for _, name := range g.Include {
+			include = append(include, m.conversions[name])
+		}
+		for _, name := range g.Exclude {
+			exclude = append(exclude, m.conversions[name])
+		}
+	} else {
+		simple = m.conversions[g.Name]
+	}
+
+	type dayKey struct {
+		day    int64
+		bucket int
+	}
+	daily := make(map[dayKey]*Bucket)
+	row := func(day int64, bucket int) *Bucket {
+		k := dayKey{day, bucket}
+		b := daily[k]
+		if b == nil {
+			b = &Bucket{Index: bucket}
+			daily[k] = b
+		}
+		return b
+	}
+
+	agg := Aggregates{Buckets: make([]BucketAggregate, n)}
+	for i := range agg.Buckets {
+		agg.Buckets[i].Index = i
+	}
+	for _, p := range ps {
+		b := &agg.Buckets[p.bucket]
+		b.Participants++
+		row(p.day, p.bucket).Participants++
+
+		var (
+			converted bool
+			day       int64
+			count     int64
+			value     float64
+		)
+		if g.Complex() {
+			converted, day = reachedComplex(p, include, exclude)
+			count = 1
+		} else if cs := attributed(simple[p.user], p.time); len(cs) > 0 {
+			converted, day = true, cs[0].day
+			count = int64(len(cs))
+			if g.Once {
+				count = 1
+			}
+			if valued {
+				for _, c := range cs {
+					value += c.value
+				}
+			}
+		}
+		if converted {
+			b.Conversions++
+			b.Count += count
+			row(day, p.bucket).Conversions++
+		}
+		b.ValueSum += value
+		b.ValueSumSquares += value * value
+	}
+
+	agg.Daily = make([]DailyBucket, 0, len(daily))
+	for k, b := range daily {
+		agg.Daily = append(agg.Daily, DailyBucket{Day: time.Unix(k.day*86400, 0).UTC(), Bucket: *b})
+	}
+	slices.SortFunc(agg.Daily, func(a, b DailyBucket) int {
+		if c := a.Day.Compare(b.Day); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Index, b.Index)
+	})
+	return agg, nil
+}
+
+// attributed returns the conversions of cs (sorted by time) at or after
+// t.
+func attributed(cs []conv, t time.Time) []conv {
+	i := sort.Search(len(cs), func(i int) bool { return !cs[i].time.Before(t) })
+	return cs[i:]
+}
+
+// reachedComplex reports whether p reached a complex goal whose
+// included and excluded goals' conversions are given, and the day: that
+// of the latest first attributed conversion of an included goal.
+func reachedComplex(p participant, include, exclude []map[string][]conv) (bool, int64) {
+	var last conv
+	for i, byUser := range include {
+		cs := attributed(byUser[p.user], p.time)
+		if len(cs) == 0 {
+			return false, 0
+		}
+		if i == 0 || cs[0].time.After(last.time) {
+			last = cs[0]
+		}
+	}
+	for _, byUser := range exclude {
+		if len(attributed(byUser[p.user], p.time)) > 0 {
+			return false, 0
+		}
+	}
+	return true, last.day
+}
