@@ -1,5 +1,6 @@
 // Package sqlstore keeps experiments' flags, overrides, experiment values,
-// enrollments and events in PostgreSQL, with sqlx and lib/pq.
+// goals, enrollments, events, exposures and conversions in PostgreSQL,
+// with sqlx and lib/pq.
 //
 // Decisions never wait for the database: a Store serves them from an
 // in-memory snapshot, reloaded when another process (or this one) changes
@@ -10,7 +11,11 @@
 //	store, err := sqlstore.Open(ctx, "postgres://app@db/app?sslmode=disable")
 //	if err != nil { … }
 //	defer store.Close()
-//	x := experiments.New(experiments.Config{Store: store})
+//	x := experiments.New(experiments.Config{Store: store, Recorder: store})
+//
+// Exposures and conversions (the Store is an experiments.Recorder) are
+// queued in memory and written in batches in the background, like a
+// Tracker's events: recording never waits for the database.
 package sqlstore
 
 import (
@@ -35,8 +40,9 @@ var (
 	_ experiments.Enrollments = (*Store)(nil)
 )
 
-// Store is a PostgreSQL experiments.Store and experiments.Enrollments with
-// the write methods of experiments.MemStore. It is safe for concurrent use.
+// Store is a PostgreSQL experiments.Store, experiments.Enrollments and
+// experiments.Recorder with the write methods of experiments.MemStore.
+// It is safe for concurrent use.
 type Store struct {
 	db      *sqlx.DB
 	ownsDB  bool
@@ -54,6 +60,8 @@ type Store struct {
 	down      atomic.Bool   // the last reload failed (and that was logged)
 
 	listenerDown atomic.Bool // the LISTEN connection is lost (and that was logged)
+
+	rec recorder // exposures and conversions, written in the background
 
 	trackersMu sync.Mutex
 	trackers   []*Tracker // closed by Close, before the pool
@@ -74,6 +82,7 @@ type options struct {
 	poll          time.Duration
 	listenDSN     string
 	enrollTimeout time.Duration
+	recorder      []TrackerOption
 }
 
 // WithSchema puts the store's tables in schema, created if missing
@@ -155,6 +164,10 @@ func start(ctx context.Context, db *sqlx.DB, ownsDB bool, o options) (*Store, er
 	if o.poll <= 0 {
 		return nil, fmt.Errorf("sqlstore: poll interval %v: must be positive", o.poll)
 	}
+	recCfg, err := newTrackerConfig(o.logger, o.recorder)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: recorder: %w", err)
+	}
 	if err := runMigrations(ctx, db, o.schema); err != nil {
 		return nil, err
 	}
@@ -176,6 +189,7 @@ func start(ctx context.Context, db *sqlx.DB, ownsDB bool, o options) (*Store, er
 			return nil, fmt.Errorf("sqlstore: listening on %q: %w", s.channel, err)
 		}
 	}
+	s.startRecorder(recCfg)
 	loop, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
 	go s.run(loop)
@@ -202,9 +216,10 @@ func (s *Store) listen(ctx context.Context, dsn string) error {
 	}
 }
 
-// Close closes the store's trackers (writing what they queued, for at most
-// 10 s), stops listening and closes the pool if Open made it. It is safe
-// to call more than once.
+// Close closes the store's trackers and its recorder (writing what they
+// queued, for at most 10 s in all), stops listening and closes the pool
+// if Open made it. It returns an error when queued events or records
+// could not be written. It is safe to call more than once.
 func (s *Store) Close() error {
 	var err error
 	s.close.Do(func() {
@@ -216,6 +231,7 @@ func (s *Store) Close() error {
 		for _, t := range trackers {
 			err = errors.Join(err, t.Close(ctx))
 		}
+		err = errors.Join(err, s.closeRecorder(ctx))
 		cancel()
 		s.stop()
 		<-s.done
@@ -370,22 +386,23 @@ func (s *Store) load(ctx context.Context, tx *sqlx.Tx) (experiments.SnapshotData
 		CourseOverrides:  make(map[string]map[string]experiments.State),
 		OrgOverrides:     make(map[string]map[string]experiments.State),
 		ExperimentValues: make(map[int]map[string]string),
+		Goals:            make(map[string]experiments.Goal),
 	}
-	var flags []struct {
-		Name string `db:"name"`
-		Rule []byte `db:"rule"`
-	}
-	if err := tx.SelectContext(ctx, &flags, "SELECT name, rule FROM "+s.t.flags); err != nil {
+	err := loadJSON(ctx, tx, "SELECT name, rule AS value FROM "+s.t.flags, d.Flags,
+		func(_ string, b []byte) (experiments.Rule, error) { return decodeRule(b) },
+		func(name string, err error) {
+			// A row edited by hand: that flag is off, the others work.
+			s.log.Error("sqlstore: flag has a bad rule; it is off", "flag", name, "err", err)
+		})
+	if err != nil {
 		return d, err
 	}
-	for _, f := range flags {
-		r, err := decodeRule(f.Rule)
-		if err != nil {
-			// A row edited by hand: that flag is off, the others work.
-			s.log.Error("sqlstore: flag has a bad rule; it is off", "flag", f.Name, "err", err)
-			continue
-		}
-		d.Flags[f.Name] = r
+	err = loadJSON(ctx, tx, "SELECT name, goal AS value FROM "+s.t.goals, d.Goals, decodeGoal,
+		func(name string, err error) {
+			s.log.Error("sqlstore: goal is bad; it is left out (Convert reports it unknown)", "goal", name, "err", err)
+		})
+	if err != nil {
+		return d, err
 	}
 	for _, o := range []struct {
 		query string
@@ -430,14 +447,56 @@ func (s *Store) load(ctx context.Context, tx *sqlx.Tx) (experiments.SnapshotData
 	return d, nil
 }
 
+// loadJSON reads the rows (name, value: JSON) of query into m, decoding
+// each with decode. A row that does not decode is skipped and reported
+// to bad.
+func loadJSON[T any](ctx context.Context, tx *sqlx.Tx, query string, m map[string]T,
+	decode func(name string, b []byte) (T, error), bad func(name string, err error)) error {
+	var rows []struct {
+		Name  string `db:"name"`
+		Value []byte `db:"value"`
+	}
+	if err := tx.SelectContext(ctx, &rows, query); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		v, err := decode(r.Name, r.Value)
+		if err != nil {
+			bad(r.Name, err)
+			continue
+		}
+		m[r.Name] = v
+	}
+	return nil
+}
+
+// decodeStrict decodes JSON into v, refusing unknown fields.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
 // decodeRule reads a rule stored as JSON, refusing unknown fields and
 // values a store would not accept.
 func decodeRule(b []byte) (experiments.Rule, error) {
 	var r experiments.Rule
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
+	if err := decodeStrict(b, &r); err != nil {
 		return r, fmt.Errorf("%w: rule %s: %w", experiments.ErrInvalid, b, err)
 	}
 	return r, r.Validate()
+}
+
+// decodeGoal reads the goal of the row name, stored as JSON, refusing
+// unknown fields, values a store would not accept, and a goal named
+// otherwise than its row.
+func decodeGoal(name string, b []byte) (experiments.Goal, error) {
+	var g experiments.Goal
+	if err := decodeStrict(b, &g); err != nil {
+		return g, fmt.Errorf("%w: goal %s: %w", experiments.ErrInvalid, b, err)
+	}
+	if g.Name != name {
+		return g, fmt.Errorf("%w: goal %s: named %q in a row named %q", experiments.ErrInvalid, b, g.Name, name)
+	}
+	return g, g.Validate()
 }

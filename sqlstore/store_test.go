@@ -74,8 +74,8 @@ func TestOpenIsIdempotentAndSafeConcurrently(t *testing.T) {
 	if err := testDB(t).Get(&version, "SELECT version FROM "+pq.QuoteIdentifier(schema)+".experiments_schema_migrations"); err != nil {
 		t.Fatal(err)
 	}
-	if version != 1 {
-		t.Errorf("migration version %d, want 1", version)
+	if version != 2 {
+		t.Errorf("migration version %d, want 2", version)
 	}
 }
 
@@ -96,6 +96,11 @@ func TestWritesAreAudited(t *testing.T) {
 		func() error {
 			return s.SetEnrollment(ctx, "7", "course-v1:X+Y+Z", time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 		},
+		func() error { return s.SetGoal(ctx, experiments.Goal{Name: "revenue", Value: experiments.ValueSum}) },
+		func() error {
+			return s.SetGoal(ctx, experiments.Goal{Name: "revenue", Once: true, Include: []string{"a"}, Exclude: []string{"b"}})
+		},
+		func() error { return s.DeleteGoal(ctx, "revenue") },
 	}
 	for i, step := range steps {
 		if err := step(); err != nil {
@@ -134,6 +139,9 @@ func TestWritesAreAudited(t *testing.T) {
 		`alice value 3 enrollment_start: NULL -> "2026-01-01"`,
 		`alice value 3 enrollment_start: "2026-01-01" -> NULL`,
 		`alice enrollment 7 course-v1:X+Y+Z: NULL -> "2026-01-02T03:04:05Z"`,
+		`alice goal revenue: NULL -> {"name": "revenue", "value": 1}`,
+		`alice goal revenue: {"name": "revenue", "value": 1} -> {"name": "revenue", "once": true, "exclude": ["b"], "include": ["a"]}`,
+		`alice goal revenue: {"name": "revenue", "once": true, "exclude": ["b"], "include": ["a"]} -> NULL`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("audit rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

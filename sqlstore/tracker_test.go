@@ -430,12 +430,12 @@ func TestNewTrackerPanicsOnInvalidOptions(t *testing.T) {
 	}
 }
 
-// openStoreAt opens a Store at dsn on a fresh schema, closed when the test
-// ends.
-func openStoreAt(t *testing.T, dsn string) *sqlstore.Store {
+// openStoreAt opens a Store at dsn on a fresh schema, logging nothing,
+// closed when the test ends.
+func openStoreAt(t *testing.T, dsn string, opts ...sqlstore.Option) *sqlstore.Store {
 	t.Helper()
-	s, err := sqlstore.OpenWith(context.Background(), dsn, sqlstore.WithSchema(newSchema(t)),
-		sqlstore.WithLogger(slog.New(slog.DiscardHandler)))
+	s, err := sqlstore.OpenWith(context.Background(), dsn, append([]sqlstore.Option{sqlstore.WithSchema(newSchema(t)),
+		sqlstore.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,21 +488,31 @@ func trackN(t *testing.T, tr *sqlstore.Tracker, n int) {
 // refused on the way: those that came before the writers took theirs.
 func fillTracker(t *testing.T, tr *sqlstore.Tracker, capacity int) (refused uint64) {
 	t.Helper()
+	return fillQueue(t, "tracker", capacity, func() int { return tr.Stats().Queued },
+		func(i int) error { return tr.Track(context.Background(), testEvent(i)) })
+}
+
+// fillQueue records until capacity records are queued (while the
+// database hangs, so that nothing is written), and returns how many
+// record refused on the way: those that came before the writers took
+// theirs.
+func fillQueue(t *testing.T, what string, capacity int, queued func() int, record func(i int) error) (refused uint64) {
+	t.Helper()
 	timeout := time.After(10 * time.Second)
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
-	for i := 0; tr.Stats().Queued < capacity; i++ {
-		err := tr.Track(context.Background(), testEvent(i))
+	for i := 0; queued() < capacity; i++ {
+		err := record(i)
 		if err == nil {
 			continue
 		}
 		if !errors.Is(err, sqlstore.ErrQueueFull) {
-			t.Fatalf("Track: %v", err)
+			t.Fatalf("filling the %s queue: %v", what, err)
 		}
 		refused++
 		select {
 		case <-timeout:
-			t.Fatalf("filling the tracker: %+v, want %d queued", tr.Stats(), capacity)
+			t.Fatalf("filling the %s queue: %d queued, want %d", what, queued(), capacity)
 		case <-tick.C:
 		}
 	}
@@ -513,11 +523,18 @@ func fillTracker(t *testing.T, tr *sqlstore.Tracker, capacity int) (refused uint
 // cond, and returns them.
 func waitTracker(t *testing.T, tr *sqlstore.Tracker, what string, cond func(sqlstore.TrackerStats) bool) sqlstore.TrackerStats {
 	t.Helper()
+	return waitStats(t, what, tr.Stats, cond)
+}
+
+// waitStats waits, at most 10 s, for the counters that stats returns to
+// satisfy cond, and returns them.
+func waitStats[S any](t *testing.T, what string, stats func() S, cond func(S) bool) S {
+	t.Helper()
 	timeout := time.After(10 * time.Second)
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for {
-		st := tr.Stats()
+		st := stats()
 		if cond(st) {
 			return st
 		}
@@ -559,7 +576,8 @@ func trackerRows(t *testing.T, s *sqlstore.Store) []trackerRow {
 }
 
 // The faults a faultyStore injects into the statements that insert
-// events; other statements always reach the database.
+// events, exposures and conversions; other statements always reach the
+// database.
 type fault int
 
 const (
@@ -572,17 +590,17 @@ const (
 var errInjected = errors.New("injected fault")
 
 // faultyStore is a Store on its own pool, whose connections are wrapped to
-// inject faults into event inserts.
+// inject faults into batch inserts (events, exposures, conversions).
 type faultyStore struct {
 	*sqlstore.Store
 	mu        sync.Mutex
 	fault     fault
 	changed   chan struct{} // closed when fault changes
 	hung      chan struct{} // an insert hangs
-	committed atomic.Int32  // event inserts that reached the database
+	committed atomic.Int32  // batch inserts that reached the database
 }
 
-func newFaultyStore(t *testing.T) *faultyStore {
+func newFaultyStore(t *testing.T, opts ...sqlstore.Option) *faultyStore {
 	t.Helper()
 	schema := newSchema(t)
 	c, err := pq.NewConnector(testDSN())
@@ -592,7 +610,7 @@ func newFaultyStore(t *testing.T) *faultyStore {
 	f := &faultyStore{changed: make(chan struct{}), hung: make(chan struct{}, 1)}
 	db := sqlx.NewDb(sql.OpenDB(faultyConnector{c, f}), "postgres")
 	t.Cleanup(func() { db.Close() })
-	f.Store, err = sqlstore.New(context.Background(), db, schema, sqlstore.WithLogger(slog.New(slog.DiscardHandler)))
+	f.Store, err = sqlstore.New(context.Background(), db, schema, append([]sqlstore.Option{sqlstore.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -618,7 +636,7 @@ func (f *faultyStore) waitHung(t *testing.T) {
 	}
 }
 
-// insert runs exec, an insert of events, with the current fault.
+// insert runs exec, a batch insert, with the current fault.
 func (f *faultyStore) insert(ctx context.Context, exec func() (driver.Result, error)) (driver.Result, error) {
 	f.mu.Lock()
 	x, changed := f.fault, f.changed
@@ -666,16 +684,19 @@ func (c faultyConnector) Connect(ctx context.Context) (driver.Conn, error) {
 }
 
 // faultyConn is a pq connection whose ExecContext goes through the
-// faultyStore for event inserts. It forwards the interfaces database/sql
+// faultyStore for batch inserts. It forwards the interfaces database/sql
 // and golang-migrate use.
 type faultyConn struct {
 	driver.Conn
 	f *faultyStore
 }
 
+// batchTables matches the tables written in batches.
+var batchTables = regexp.MustCompile(`experiments_(events|exposures|conversions)`)
+
 func (c faultyConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	exec := func() (driver.Result, error) { return c.Conn.(driver.ExecerContext).ExecContext(ctx, query, args) }
-	if strings.HasPrefix(query, "INSERT INTO") && strings.Contains(query, "experiments_events") {
+	if strings.HasPrefix(query, "INSERT INTO") && batchTables.MatchString(query) {
 		return c.f.insert(ctx, exec)
 	}
 	return exec()

@@ -17,6 +17,7 @@ import (
 // tables are the store's tables, quoted and qualified by schema.
 type tables struct {
 	version, flags, courseOverrides, orgOverrides, values, enrollments, audit, events string
+	goals, exposures, conversions                                                     string
 }
 
 func newTables(schema string) tables {
@@ -26,6 +27,7 @@ func newTables(schema string) tables {
 		courseOverrides: q("experiments_course_overrides"), orgOverrides: q("experiments_org_overrides"),
 		values: q("experiments_values"), enrollments: q("experiments_enrollments"),
 		audit: q("experiments_audit"), events: q("experiments_events"),
+		goals: q("experiments_goals"), exposures: q("experiments_exposures"), conversions: q("experiments_conversions"),
 	}
 }
 
@@ -72,20 +74,7 @@ func (s *Store) SetFlag(ctx context.Context, name string, r experiments.Rule) er
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("flag %s: %w", name, err)
 	}
-	rule, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	return s.write(ctx, "flag", name, true, func(tx *sqlx.Tx, actor string) ([]byte, []byte, error) {
-		old, err := oldJSON(ctx, tx, "SELECT rule FROM "+s.t.flags+" WHERE name = $1", name)
-		if err != nil {
-			return nil, nil, err
-		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO "+s.t.flags+" (name, rule, updated_by) VALUES ($1, $2, $3) "+
-			"ON CONFLICT (name) DO UPDATE SET rule = excluded.rule, updated_at = now(), updated_by = excluded.updated_by",
-			name, rule, actor)
-		return old, rule, err
-	})
+	return s.setJSON(ctx, "flag", s.t.flags, "rule", name, r)
 }
 
 // DeleteFlag removes the rule of flag name, which is then off. Its course
@@ -94,8 +83,49 @@ func (s *Store) DeleteFlag(ctx context.Context, name string) error {
 	if err := experiments.ValidateFlagName(name); err != nil {
 		return err
 	}
-	return s.write(ctx, "flag", name, true, func(tx *sqlx.Tx, _ string) ([]byte, []byte, error) {
-		old, err := oldJSON(ctx, tx, "DELETE FROM "+s.t.flags+" WHERE name = $1 RETURNING rule", name)
+	return s.deleteJSON(ctx, "flag", s.t.flags, "rule", name)
+}
+
+// SetGoal creates or replaces a goal.
+func (s *Store) SetGoal(ctx context.Context, g experiments.Goal) error {
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	return s.setJSON(ctx, "goal", s.t.goals, "goal", g.Name, g)
+}
+
+// DeleteGoal removes a goal; its conversions stay. Deleting a goal that
+// is not set is not an error.
+func (s *Store) DeleteGoal(ctx context.Context, name string) error {
+	if err := experiments.ValidateGoalName(name); err != nil {
+		return err
+	}
+	return s.deleteJSON(ctx, "goal", s.t.goals, "goal", name)
+}
+
+// setJSON creates or replaces the row name of table, a configuration
+// table keyed by name whose column holds v as JSON.
+func (s *Store) setJSON(ctx context.Context, entity, table, column, name string, v any) error {
+	value, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, entity, name, true, func(tx *sqlx.Tx, actor string) ([]byte, []byte, error) {
+		old, err := oldJSON(ctx, tx, "SELECT "+column+" FROM "+table+" WHERE name = $1", name)
+		if err != nil {
+			return nil, nil, err
+		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO "+table+" (name, "+column+", updated_by) VALUES ($1, $2, $3) "+
+			"ON CONFLICT (name) DO UPDATE SET "+column+" = excluded."+column+", updated_at = now(), updated_by = excluded.updated_by",
+			name, value, actor)
+		return old, value, err
+	})
+}
+
+// deleteJSON removes the row name of a table of setJSON.
+func (s *Store) deleteJSON(ctx context.Context, entity, table, column, name string) error {
+	return s.write(ctx, entity, name, true, func(tx *sqlx.Tx, _ string) ([]byte, []byte, error) {
+		old, err := oldJSON(ctx, tx, "DELETE FROM "+table+" WHERE name = $1 RETURNING "+column, name)
 		return old, nil, err
 	})
 }

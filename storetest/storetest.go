@@ -35,20 +35,41 @@ import (
 )
 
 // Store is what a conformant store offers: experiments.Store,
-// experiments.Enrollments and the writes of experiments.MemStore, with
-// the same meaning.
+// experiments.Enrollments, experiments.Recorder and the writes of
+// experiments.MemStore, with the same meaning.
 type Store interface {
 	experiments.Store
 	experiments.Enrollments
+	experiments.Recorder
 	SetFlag(ctx context.Context, name string, r experiments.Rule) error
 	DeleteFlag(ctx context.Context, name string) error
 	SetCourseOverride(ctx context.Context, name, courseKey string, s experiments.State) error
 	SetOrgOverride(ctx context.Context, name, org string, s experiments.State) error
 	SetExperimentValue(ctx context.Context, experimentID int, key, value string) error
 	SetEnrollment(ctx context.Context, userID, courseKey string, created time.Time) error
+	SetGoal(ctx context.Context, g experiments.Goal) error
+	DeleteGoal(ctx context.Context, name string) error
 }
 
-var _ Store = (*experiments.MemStore)(nil)
+// Reader reads back what a store's Recorder kept, oldest first, with
+// experiments.MemStore's signatures. A store that implements it has its
+// recording checked (the "recording" tests are skipped otherwise).
+type Reader interface {
+	Exposures() []experiments.Exposure
+	Conversions() []experiments.Conversion
+}
+
+// Flusher is a store that writes what it records in the background:
+// Flush returns once what was recorded before the call is written, so
+// that Reader sees it.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
+var (
+	_ Store  = (*experiments.MemStore)(nil)
+	_ Reader = (*experiments.MemStore)(nil)
+)
 
 // Run runs the conformance tests as subtests of t. Every subtest calls
 // newStore with its own *testing.T for a new, empty store, which must
@@ -74,6 +95,8 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"round trip", testRoundTrip},
 		{"snapshots", testSnapshots},
 		{"concurrency", testConcurrency},
+		{"goals", testGoals},
+		{"recording", testRecording},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, newStore) })
 	}
@@ -252,20 +275,18 @@ func normalized(d experiments.SnapshotData) experiments.SnapshotData {
 		CourseOverrides:  make(map[string]map[string]experiments.State),
 		OrgOverrides:     make(map[string]map[string]experiments.State),
 		ExperimentValues: make(map[int]map[string]string),
+		Goals:            make(map[string]experiments.Goal),
+	}
+	for name, g := range d.Goals {
+		g.Include, g.Exclude = clipped(g.Include), clipped(g.Exclude)
+		n.Goals[name] = g
 	}
 	for name, r := range d.Flags {
 		if r.Everyone != nil {
 			e := *r.Everyone
 			r.Everyone = &e
 		}
-		r.Users = slices.Clip(slices.Clone(r.Users))
-		r.Groups = slices.Clip(slices.Clone(r.Groups))
-		if len(r.Users) == 0 {
-			r.Users = nil
-		}
-		if len(r.Groups) == 0 {
-			r.Groups = nil
-		}
+		r.Users, r.Groups = clipped(r.Users), clipped(r.Groups)
 		n.Flags[name] = r
 	}
 	for name, m := range d.CourseOverrides {
@@ -284,6 +305,14 @@ func normalized(d experiments.SnapshotData) experiments.SnapshotData {
 		}
 	}
 	return n
+}
+
+// clipped returns a copy of s without spare capacity, nil when empty.
+func clipped(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return slices.Clip(slices.Clone(s))
 }
 
 func testFlags(t *testing.T, newStore func(*testing.T) Store) {
@@ -722,14 +751,18 @@ func testEnrollments(t *testing.T, newStore func(*testing.T) Store) {
 	})
 }
 
+// refusal is a write a store refuses with an error wrapping
+// experiments.ErrInvalid that names field, changing nothing.
+type refusal struct {
+	name  string
+	write write
+	field string // in the error's text
+}
+
 func testInvalid(t *testing.T, newStore func(*testing.T) Store) {
 	name := mainFlag.Name()
 	long := strings.Repeat("x", 256)
-	cases := []struct {
-		name  string
-		write write
-		field string // in the error's text
-	}{
+	cases := []refusal{
 		{"nok, SetFlag with an empty flag name", setFlag("", experiments.On()), "flag name"},
 		{"nok, SetFlag with a flag name without a namespace", setFlag("upgrade", experiments.On()), "flag name"},
 		{"nok, SetFlag with an empty flag name part", setFlag("ns..upgrade", experiments.On()), "flag name"},
@@ -775,13 +808,14 @@ func testInvalid(t *testing.T, newStore func(*testing.T) Store) {
 		{"nok, SetEnrollment with an empty course key", enroll(alice.ID, "", fixedNow), "course key"},
 		{"nok, SetEnrollment with a course key of 256 bytes", enroll(alice.ID, long, fixedNow), "course key"},
 	}
-	for _, c := range cases {
+	for _, c := range append(cases, goalRefusals()...) {
 		t.Run(c.name, func(t *testing.T) {
 			f := setUp(t, newStore)
 			f.apply(setFlag(name, experiments.Rule{Users: []string{"alice"}}),
 				courseOverride(name, courseA, experiments.ForceOn),
 				orgOverride(name, "MITx", experiments.ForceOff),
-				value(1, "k", "before"))
+				value(1, "k", "before"),
+				setGoal(signupGoal), setGoal(experiments.Goal{Name: "g", Value: experiments.ValueAverage}))
 			before := f.data()
 			err := c.write(f.ctx, f.s)
 			if !errors.Is(err, experiments.ErrInvalid) || !strings.Contains(err.Error(), c.field) {
