@@ -41,6 +41,25 @@ func (v ValueType) String() string {
 	return "ValueType(" + itoa(int(v)) + ")"
 }
 
+// MarshalText encodes v as its String, for JSON.
+func (v ValueType) MarshalText() ([]byte, error) {
+	if v < ValueCount || v > ValuePerParticipant {
+		return nil, fmt.Errorf("%w: value type %d", ErrInvalid, int(v))
+	}
+	return []byte(v.String()), nil
+}
+
+// UnmarshalText decodes "count", "sum", "average" or "per-participant".
+func (v *ValueType) UnmarshalText(b []byte) error {
+	for t := ValueCount; t <= ValuePerParticipant; t++ {
+		if string(b) == t.String() {
+			*v = t
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: value type %q: want count, sum, average or per-participant", ErrInvalid, b)
+}
+
 // Goal is something users reach that experiments are judged by. Declare
 // goals in the store (SetGoal); Convert records that the request's user
 // reached one. A conversion counts for every experiment the user was

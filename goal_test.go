@@ -182,3 +182,22 @@ func (failingRecorder) RecordExposure(context.Context, experiments.Exposure) err
 func (failingRecorder) RecordConversion(context.Context, experiments.Conversion) error {
 	return errors.New("down")
 }
+
+func TestMemStoreKeepsTheEarliestExposure(t *testing.T) {
+	s := experiments.NewMemStore()
+	ctx := context.Background()
+	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	for _, e := range []experiments.Exposure{
+		{Flag: "a.b", UserID: "1", Bucket: 1, Time: at},
+		{Flag: "a.b", UserID: "1", Bucket: 0, Time: at.Add(-time.Minute)}, // recorded late, happened first
+		{Flag: "a.b", UserID: "1", Bucket: 1, Time: at.Add(time.Minute)},
+	} {
+		if err := s.RecordExposure(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := s.Exposures()
+	if len(got) != 1 || got[0].Bucket != 0 || !got[0].Time.Equal(at.Add(-time.Minute)) {
+		t.Errorf("exposures %+v, want the one at 09:59 in bucket 0", got)
+	}
+}

@@ -22,7 +22,7 @@ type MemStore struct {
 
 	enrollments sync.Map // enrollmentKey → time.Time
 
-	exposed     sync.Map   // exposureKey → struct{}: read without a lock
+	exposed     sync.Map   // exposureKey → time.Time of the kept exposure: read without a lock
 	recMu       sync.Mutex // exposures and conversions
 	exposures   []Exposure
 	conversions []Conversion
@@ -207,20 +207,31 @@ func (s *MemStore) DeleteGoal(_ context.Context, name string) error {
 	return nil
 }
 
-// RecordExposure keeps e unless the user was exposed to the experiment
-// before. Memory grows with users × experiments (about 100 bytes each):
-// use sqlstore for large audiences.
+// RecordExposure keeps the earliest exposure of a user to an experiment,
+// as sqlstore does (two requests may record out of order). Memory grows
+// with users × experiments (about 100 bytes each): use sqlstore for large
+// audiences.
 func (s *MemStore) RecordExposure(_ context.Context, e Exposure) error {
 	key := exposureKey{e.Flag, e.CourseKey, e.UserID}
-	if _, ok := s.exposed.Load(key); ok {
+	e.Time = e.Time.Truncate(time.Microsecond)
+	if t, ok := s.exposed.Load(key); ok && !e.Time.Before(t.(time.Time)) {
 		return nil // the common case: a user seen before, no lock
 	}
-	e.Time = e.Time.Truncate(time.Microsecond)
 	s.recMu.Lock()
 	defer s.recMu.Unlock()
-	if _, loaded := s.exposed.LoadOrStore(key, struct{}{}); !loaded {
+	t, ok := s.exposed.Load(key)
+	switch {
+	case !ok:
 		s.exposures = append(s.exposures, e)
+	case e.Time.Before(t.(time.Time)):
+		i := slices.IndexFunc(s.exposures, func(x Exposure) bool {
+			return x.Flag == e.Flag && x.CourseKey == e.CourseKey && x.UserID == e.UserID
+		})
+		s.exposures[i] = e
+	default:
+		return nil
 	}
+	s.exposed.Store(key, e.Time)
 	return nil
 }
 

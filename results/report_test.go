@@ -367,7 +367,7 @@ func TestReportJSONFieldNames(t *testing.T) {
 	}
 	for _, want := range []string{
 		`"experiment":{"flag":"shop.checkout"}`,
-		`"goal":{"name":"purchase","value":1}`,
+		`"goal":{"name":"purchase","value":"sum"}`,
 		`{"index":0,"participants":3,"converted":1,"conversions":2,"rate":0.3333333333333333,"value_sum":15,"value_sum_squares":225,"mean":5,"value":15}`,
 		`"error":"bucket 2: no participants"`,
 		`"error":"bucket 2: 0 participants: fewer than two participants"`,

@@ -139,8 +139,8 @@ func TestWritesAreAudited(t *testing.T) {
 		`alice value 3 enrollment_start: NULL -> "2026-01-01"`,
 		`alice value 3 enrollment_start: "2026-01-01" -> NULL`,
 		`alice enrollment 7 course-v1:X+Y+Z: NULL -> "2026-01-02T03:04:05Z"`,
-		`alice goal revenue: NULL -> {"name": "revenue", "value": 1}`,
-		`alice goal revenue: {"name": "revenue", "value": 1} -> {"name": "revenue", "once": true, "exclude": ["b"], "include": ["a"]}`,
+		`alice goal revenue: NULL -> {"name": "revenue", "value": "sum"}`,
+		`alice goal revenue: {"name": "revenue", "value": "sum"} -> {"name": "revenue", "once": true, "exclude": ["b"], "include": ["a"]}`,
 		`alice goal revenue: {"name": "revenue", "once": true, "exclude": ["b"], "include": ["a"]} -> NULL`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
