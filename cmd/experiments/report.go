@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/results"
+)
+
+const reportUsage = `Usage:
+  experiments report [-dsn DSN] [-schema S] [-flag F] [-course C] [-goal G] [-buckets N] [-json]
+
+Prints the results of every experiment with exposures that the filters
+match (a flag, in a course or in none), for every goal: participants,
+conversions and rates per bucket, each bucket against control (bucket 0)
+with 95% intervals and p-values, the split check and the verdict, then
+the cumulative totals per day. Experiments come by flag then course,
+goals by name; a line "=== [i/n] <experiment>, goal <name> ===" starts
+each report. -json prints one JSON array of the reports
+(results.Report), for scripts.
+
+Filters (each optional; exact, case-sensitive matches):
+  -flag F     only flag F, its full name ("course_experience.upgrade_button").
+              Omitted: every flag.
+  -course C   only the experiment in course C. -course '' means the
+              experiment without a course. Omitted: every course.
+  -goal G     only goal G. Omitted: every goal of the store.
+
+With no filter and no exposure yet, it prints "no experiment has
+exposures yet" (or [] with -json) and succeeds. A -flag or -course that
+matches no experiment, an unknown -goal, or a -buckets below a bucket
+that has participants, is bad input (exit status 2).
+
+The database is -dsn, or $EXPERIMENTS_DSN; see 'experiments -h'.
+`
+
+// maxBuckets bounds -buckets (a report holds every bucket).
+const maxBuckets = 1024
+
+type reportOptions struct {
+	common
+	flag, course, goal string
+	buckets            bucketsValue
+}
+
+func reportFlags(o *reportOptions) *flag.FlagSet {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	o.register(fs)
+	fs.StringVar(&o.flag, "flag", "", "only the experiments of `flag` (its full name)")
+	fs.StringVar(&o.course, "course", "", "only the experiment in `course` ('' for none; omitted: every course)")
+	fs.StringVar(&o.goal, "goal", "", "only `goal` (omitted: every goal)")
+	fs.Var(&o.buckets, "buckets", "`number` of buckets, control included, 1 to "+strconv.Itoa(maxBuckets)+
+		" (default the highest bucket with participants + 1)")
+	return fs
+}
+
+// bucketsValue is -buckets: 0 when not given.
+type bucketsValue int
+
+func (b *bucketsValue) String() string { return strconv.Itoa(int(*b)) }
+
+func (b *bucketsValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxBuckets {
+		return fmt.Errorf("want a whole number of buckets from 1 to %d", maxBuckets)
+	}
+	*b = bucketsValue(n)
+	return nil
+}
+
+// report runs "experiments report".
+func report(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	var o reportOptions
+	fs := reportFlags(&o)
+	if done, err := parse(fs, args, reportUsage, stdout); done {
+		return err
+	}
+	set := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, name := range []string{"flag", "goal"} {
+		if set[name] && fs.Lookup(name).Value.String() == "" {
+			return &usageError{err: fmt.Errorf("-%s is empty: give a %s's name or leave -%[1]s out", name, name),
+				hint: "Run 'experiments report -h' for usage."}
+		}
+	}
+
+	s, err := openStore(ctx, o.common, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeStore(s, &err)
+
+	// A mistyped -goal is reported even when no experiment matches.
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	goals, err := selectGoals(snap.Data().Goals, o.goal, set["goal"])
+	if err != nil {
+		return err
+	}
+	all, err := s.Experiments(ctx)
+	if err != nil {
+		return err
+	}
+	var course *string
+	if set["course"] {
+		course = &o.course
+	}
+	exps, err := selectExperiments(all, o.flag, course)
+	if err != nil {
+		return err
+	}
+	if len(exps) > 0 && len(goals) == 0 {
+		return errors.New("the store has no goals to report on: declare them with SetGoal")
+	}
+
+	reports := make([]results.Report, 0, len(exps)*len(goals))
+	for _, e := range exps {
+		for _, g := range goals {
+			r, err := results.Build(ctx, s, results.Query{Experiment: e, Goal: g, Buckets: int(o.buckets)})
+			if o.buckets > 0 && errors.Is(err, results.ErrBucketOutOfRange) {
+				return usagef("-buckets %d: %w", o.buckets, err)
+			}
+			if err != nil {
+				return err
+			}
+			reports = append(reports, r)
+		}
+	}
+
+	w := bufio.NewWriter(stdout)
+	if o.json {
+		if err := writeJSON(w, reports); err != nil {
+			return err
+		}
+		return w.Flush()
+	}
+	if len(reports) == 0 {
+		fmt.Fprintln(w, "no experiment has exposures yet")
+	}
+	for i, r := range reports {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "=== [%d/%d] %s, goal %s ===\n", i+1, len(reports), r.Experiment, r.Goal.Name)
+		if err := r.WriteText(w); err != nil {
+			return err
+		}
+	}
+	return w.Flush()
+}
+
+// selectGoals returns the goal named name when given (a usageError when
+// goals do not have it), otherwise every goal, by name.
+func selectGoals(goals map[string]experiments.Goal, name string, given bool) ([]experiments.Goal, error) {
+	names := slices.Sorted(maps.Keys(goals))
+	if given {
+		g, ok := goals[name]
+		if !ok {
+			if len(names) == 0 {
+				return nil, usagef("unknown goal %q; the store has no goals", name)
+			}
+			return nil, usagef("unknown goal %q; goals: %s", name, nameList(names, false))
+		}
+		return []experiments.Goal{g}, nil
+	}
+	out := make([]experiments.Goal, len(names))
+	for i, n := range names {
+		out[i] = goals[n]
+	}
+	return out, nil
+}
+
+// selectExperiments returns the experiments of all that match flag (when
+// not "") and course (when not nil). A filter that matches nothing is a
+// usageError naming what there is.
+func selectExperiments(all []results.Experiment, flag string, course *string) ([]results.Experiment, error) {
+	var out, ofFlag []results.Experiment
+	for _, e := range all {
+		if flag != "" && e.Flag != flag {
+			continue
+		}
+		ofFlag = append(ofFlag, e)
+		if course == nil || e.CourseKey == *course {
+			out = append(out, e)
+		}
+	}
+	if len(out) > 0 || flag == "" && course == nil {
+		return out, nil
+	}
+	switch {
+	case flag == "":
+		return nil, usagef("no experiment has exposures in %s", courseName(*course))
+	case len(ofFlag) == 0:
+		var flags []string
+		for _, e := range all {
+			flags = append(flags, e.Flag)
+		}
+		flags = slices.Compact(flags) // all is sorted by flag
+		if len(flags) == 0 {
+			return nil, usagef("flag %q has no exposures; no flag has any yet", flag)
+		}
+		return nil, usagef("flag %q has no exposures; flags with exposures: %s", flag, nameList(flags, false))
+	}
+	courses := make([]string, len(ofFlag))
+	for i, e := range ofFlag {
+		courses[i] = e.CourseKey
+	}
+	return nil, usagef("flag %q has no exposures in %s; its courses (-course): %s", flag, courseName(*course), nameList(courses, true))
+}
+
+// courseName names a -course value in an error.
+func courseName(key string) string {
+	if key == "" {
+		return "no course (-course '')"
+	}
+	return fmt.Sprintf("course %q", key)
+}
+
+// nameList joins names, quoted when quote is set, keeping the first 10.
+func nameList(names []string, quote bool) string {
+	const limit = 10
+	shown := names
+	if len(shown) > limit {
+		shown = shown[:limit]
+	}
+	parts := make([]string, len(shown))
+	for i, n := range shown {
+		if quote {
+			n = strconv.Quote(n)
+		}
+		parts[i] = n
+	}
+	s := strings.Join(parts, ", ")
+	if len(names) > limit {
+		s += fmt.Sprintf(", … (%d in all)", len(names))
+	}
+	return s
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/sqlstore"
+)
+
+// dsnEnv names the environment variable that gives the DSN when -dsn
+// does not.
+const dsnEnv = "EXPERIMENTS_DSN"
+
+// openStore opens the store that c names. The caller closes it. The
+// schema must already hold a store: opening one migrates its tables, but
+// a mistyped -schema must not create a schema and a store in it.
+// Failures to reach the database later are logged to stderr.
+func openStore(ctx context.Context, c common, stderr io.Writer) (*sqlstore.Store, error) {
+	dsn := c.dsn
+	if dsn == "" {
+		dsn = os.Getenv(dsnEnv)
+	}
+	if dsn == "" {
+		return nil, &usageError{err: errors.New("no database: give -dsn or set " + dsnEnv),
+			hint: "Run 'experiments -h' for usage."}
+	}
+	if c.schema == "" {
+		return nil, usagef("-schema is empty: give a schema name (default public)")
+	}
+	if err := checkStore(ctx, dsn, c.schema); err != nil {
+		return nil, err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	s, err := sqlstore.OpenWith(ctx, dsn, sqlstore.WithSchema(c.schema), sqlstore.WithLogger(logger))
+	if errors.Is(err, experiments.ErrInvalid) {
+		return nil, usagef("-schema %q: %w", c.schema, err)
+	}
+	return s, err
+}
+
+// checkStore reports, as a usageError, a schema that does not exist or
+// holds no store (no experiments_version table).
+func checkStore(ctx context.Context, dsn, schema string) error {
+	db, err := sql.Open("postgres", dsn) // lib/pq, registered by sqlstore
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	defer db.Close()
+	var hasSchema, hasStore bool
+	err = db.QueryRowContext(ctx, `SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1),
+		to_regclass(format('%I.experiments_version', $1::text)) IS NOT NULL`, schema).Scan(&hasSchema, &hasStore)
+	switch {
+	case err != nil:
+		return fmt.Errorf("database: %w", err)
+	case !hasSchema:
+		return usagef("schema %q does not exist (-schema)", schema)
+	case !hasStore:
+		return usagef("schema %q holds no experiments store (no experiments_version table; -schema)", schema)
+	}
+	return nil
+}
+
+// closeStore closes s, adding its error to *err.
+func closeStore(s *sqlstore.Store, err *error) {
+	if cerr := s.Close(); cerr != nil {
+		*err = errors.Join(*err, fmt.Errorf("closing the store: %w", cerr))
+	}
+}
