@@ -178,12 +178,11 @@ type Aggregates struct {
 // relative tolerance (1e-9). Times compare as given: MemStore and
 // PostgreSQL both keep microseconds.
 //
-// In SQL, roughly: participants = SELECT DISTINCT ON (user_id) user_id,
-// bucket, time ... WHERE flag = $1 AND course_key = $2 ORDER BY
-// user_id, time, bucket; join the goal's conversions ON user_id AND
-// conversion time >= exposure time; GROUP BY participant (count(*),
-// sum(value), min(time)); then GROUP BY bucket, and by
-// ((time AT TIME ZONE 'UTC')::date, bucket) for Daily.
+// In SQL (sqlstore), roughly: count the experiment's exposures per UTC
+// day and bucket; join the exposures of users who have a conversion of
+// the goal to their conversions with time >= the exposure time, GROUP BY
+// participant (count(*), sum(value), min(time)); then add both up per
+// day and bucket.
 //
 // Errors, checked in this order: q.Validate's (wrapping
 // experiments.ErrInvalid); ErrNoExposures when the experiment has no

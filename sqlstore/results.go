@@ -34,46 +34,54 @@ func (s *Store) Experiments(ctx context.Context) ([]results.Experiment, error) {
 }
 
 // Aggregate computes q's aggregates in the database, with the semantics
-// of results.Source: the participants' exposures are joined to their
-// attributed conversions and grouped by bucket and by day, so that only
-// the aggregates leave PostgreSQL.
+// of results.Source, in one query whose result is one row per day and
+// bucket: only the aggregates leave PostgreSQL. It reads the exposures
+// twice: once to count the participants per day and bucket, once to join
+// the few who have a conversion of the goal (a semi-join on the
+// conversions of the goal, so that the hash table holds conversions, not
+// participants) to their attributed conversions. The primary key keeps
+// one exposure per user and experiment, so each exposure is a
+// participant. The query runs with work_mem 32MB, so that its hash tables
+// stay in memory, and without JIT compilation, which costs more than it
+// saves on it.
 func (s *Store) Aggregate(ctx context.Context, q results.Query) (results.Aggregates, error) {
 	var agg results.Aggregates
 	if err := q.Validate(); err != nil {
 		return agg, err
 	}
-	converted, args := s.convertedQuery(q)
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	query, args := s.aggregateQuery(q)
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return agg, fmt.Errorf("sqlstore: results of %s: %w", q.Experiment, err)
 	}
 	defer tx.Rollback()
-
-	with := "WITH p AS (SELECT DISTINCT ON (user_id) user_id, bucket, time FROM " + s.t.exposures +
-		" WHERE flag = $1 AND course_key = $2 ORDER BY user_id, time, bucket), c AS (" + converted + ") "
-	var buckets []struct {
-		Bucket       int     `db:"bucket"`
-		Participants int64   `db:"participants"`
-		Converted    int64   `db:"converted"`
-		Count        int64   `db:"count"`
-		ValueSum     float64 `db:"value_sum"`
-		ValueSquares float64 `db:"value_squares"`
-	}
-	err = tx.SelectContext(ctx, &buckets, with+`SELECT p.bucket, count(*) AS participants,
-		count(c.user_id) AS converted, COALESCE(sum(c.n), 0) AS count,
-		COALESCE(sum(c.v), 0) AS value_sum, COALESCE(sum(c.v * c.v), 0) AS value_squares
-		FROM p LEFT JOIN c USING (user_id) GROUP BY p.bucket ORDER BY p.bucket`, args...)
-	if err != nil {
+	if _, err := tx.ExecContext(ctx, "SET LOCAL work_mem = '32MB'; SET LOCAL jit = off"); err != nil {
 		return agg, fmt.Errorf("sqlstore: results of %s: %w", q.Experiment, err)
 	}
-	if len(buckets) == 0 {
+	var rows []struct {
+		Day          time.Time `db:"day"`
+		Bucket       int       `db:"bucket"`
+		Participants int64     `db:"participants"`
+		Converted    int64     `db:"converted"`
+		Count        int64     `db:"count"`
+		ValueSum     float64   `db:"value_sum"`
+		ValueSquares float64   `db:"value_squares"`
+	}
+	if err := tx.SelectContext(ctx, &rows, query, args...); err != nil {
+		return agg, fmt.Errorf("sqlstore: results of %s: %w", q.Experiment, err)
+	}
+	if len(rows) == 0 {
 		return agg, fmt.Errorf("%w: %s", results.ErrNoExposures, q.Experiment)
+	}
+	first, last := rows[0].Bucket, rows[0].Bucket
+	for _, r := range rows {
+		first, last = min(first, r.Bucket), max(last, r.Bucket)
 	}
 	n := q.Buckets
 	if n <= 0 {
-		n = buckets[len(buckets)-1].Bucket + 1
+		n = last + 1
 	}
-	if first, last := buckets[0].Bucket, buckets[len(buckets)-1].Bucket; first < 0 || last >= n {
+	if first < 0 || last >= n {
 		bad := first
 		if first >= 0 {
 			bad = last
@@ -84,61 +92,77 @@ func (s *Store) Aggregate(ctx context.Context, q results.Query) (results.Aggrega
 	for i := range agg.Buckets {
 		agg.Buckets[i].Index = i
 	}
-	for _, b := range buckets {
-		a := &agg.Buckets[b.Bucket]
-		a.Participants, a.Conversions, a.Count = b.Participants, b.Converted, b.Count
-		a.ValueSum, a.ValueSumSquares = b.ValueSum, b.ValueSquares
-	}
-
-	var daily []struct {
-		Day          time.Time `db:"day"`
-		Bucket       int       `db:"bucket"`
-		Participants int64     `db:"participants"`
-		Converted    int64     `db:"converted"`
-	}
-	err = tx.SelectContext(ctx, &daily, with+`SELECT day::timestamp AT TIME ZONE 'UTC' AS day, bucket,
-		sum(np) AS participants, sum(nc) AS converted FROM (
-			SELECT (p.time AT TIME ZONE 'UTC')::date AS day, p.bucket, 1 AS np, 0 AS nc FROM p
-			UNION ALL
-			SELECT (c.first AT TIME ZONE 'UTC')::date, p.bucket, 0, 1 FROM p JOIN c USING (user_id)
-		) AS d GROUP BY day, bucket ORDER BY day, bucket`, args...)
-	if err != nil {
-		return agg, fmt.Errorf("sqlstore: results of %s: daily: %w", q.Experiment, err)
-	}
-	agg.Daily = make([]results.DailyBucket, len(daily))
-	for i, d := range daily {
-		agg.Daily[i] = results.DailyBucket{Day: d.Day.UTC(), Bucket: results.Bucket{
-			Index: d.Bucket, Participants: d.Participants, Conversions: d.Converted}}
+	agg.Daily = make([]results.DailyBucket, len(rows))
+	for i, r := range rows {
+		a := &agg.Buckets[r.Bucket]
+		a.Participants += r.Participants
+		a.Conversions += r.Converted
+		a.Count += r.Count
+		a.ValueSum += r.ValueSum
+		a.ValueSumSquares += r.ValueSquares
+		agg.Daily[i] = results.DailyBucket{Day: r.Day.UTC(), Bucket: results.Bucket{
+			Index: r.Bucket, Participants: r.Participants, Conversions: r.Converted}}
 	}
 	return agg, nil
 }
 
-// convertedQuery returns the query of the converted participants of p
-// (user_id, n: their count, v: their value, first: when they converted)
-// for q's goal, and the arguments of the whole aggregate query.
+// aggregateQuery returns the query of q's aggregates per UTC day and
+// bucket (day, bucket, participants: exposed that day, converted:
+// converting that day, and their count, value_sum and value_squares),
+// ordered by day and bucket, and its arguments.
+func (s *Store) aggregateQuery(q results.Query) (string, []any) {
+	converted, args := s.convertedQuery(q)
+	return `WITH c AS (` + converted + `)
+		SELECT day::timestamp AT TIME ZONE 'UTC' AS day, bucket, sum(np)::bigint AS participants,
+			sum(nc)::bigint AS converted, sum(n)::bigint AS count,
+			sum(v) AS value_sum, sum(v2) AS value_squares
+		FROM (
+			SELECT (time AT TIME ZONE 'UTC')::date AS day, bucket, count(*) AS np,
+				0::bigint AS nc, 0::bigint AS n, 0::double precision AS v, 0::double precision AS v2
+			FROM ` + s.t.exposures + ` WHERE flag = $1 AND course_key = $2
+			GROUP BY 1, 2
+			UNION ALL
+			SELECT (first AT TIME ZONE 'UTC')::date, bucket, 0, count(*), sum(n), sum(v), sum(v * v)
+			FROM c GROUP BY 1, 2
+		) AS d
+		GROUP BY day, bucket ORDER BY day, bucket`, args
+}
+
+// convertedQuery returns the query of the converted participants (bucket,
+// n: their count, v: their value, first: when they converted) for q's
+// goal, and the arguments of the whole aggregate query. Only the
+// exposures of users with a conversion of the goal (of every goal of
+// Include, for a complex goal) can convert: a semi-join keeps those
+// before the join on the conversions' times.
 func (s *Store) convertedQuery(q results.Query) (string, []any) {
 	g := q.Goal
 	args := []any{q.Flag, q.CourseKey}
 	if !g.Complex() {
 		args = append(args, g.Name, g.Once, g.Value != experiments.ValueCount)
-		return `SELECT p.user_id,
+		return `SELECT e.bucket,
 			CASE WHEN $4 THEN 1 ELSE count(*) END AS n,
 			CASE WHEN $5 THEN sum(x.value) ELSE 0 END AS v,
 			min(x.time) AS first
-			FROM p JOIN ` + s.t.conversions + ` AS x ON x.user_id = p.user_id AND x.goal = $3 AND x.time >= p.time
-			GROUP BY p.user_id`, args
+			FROM ` + s.t.exposures + ` AS e
+			JOIN ` + s.t.conversions + ` AS x ON x.user_id = e.user_id AND x.goal = $3 AND x.time >= e.time
+			WHERE e.flag = $1 AND e.course_key = $2
+				AND e.user_id IN (SELECT user_id FROM ` + s.t.conversions + ` WHERE goal = $3)
+			GROUP BY e.user_id, e.bucket`, args
 	}
 	include, exclude := distinct(g.Include), distinct(g.Exclude)
 	args = append(args, pq.Array(include), pq.Array(exclude), len(include))
 	// Per participant and goal, the first attributed conversion; then the
 	// participants with every included goal and no excluded one.
-	return `SELECT user_id, 1 AS n, 0::double precision AS v,
+	return `SELECT bucket, 1 AS n, 0::double precision AS v,
 		max(first) FILTER (WHERE goal = ANY($3)) AS first
-		FROM (SELECT p.user_id, x.goal, min(x.time) AS first
-			FROM p JOIN ` + s.t.conversions + ` AS x ON x.user_id = p.user_id
-				AND (x.goal = ANY($3) OR x.goal = ANY($4)) AND x.time >= p.time
-			GROUP BY p.user_id, x.goal) AS g
-		GROUP BY user_id
+		FROM (SELECT e.user_id, e.bucket, x.goal, min(x.time) AS first
+			FROM ` + s.t.exposures + ` AS e
+			JOIN ` + s.t.conversions + ` AS x ON x.user_id = e.user_id
+				AND (x.goal = ANY($3) OR x.goal = ANY($4)) AND x.time >= e.time
+			WHERE e.flag = $1 AND e.course_key = $2
+				AND e.user_id IN (SELECT user_id FROM ` + s.t.conversions + ` WHERE goal = ANY($3))
+			GROUP BY e.user_id, e.bucket, x.goal) AS g
+		GROUP BY user_id, bucket
 		HAVING count(*) FILTER (WHERE goal = ANY($3)) = $5 AND count(*) FILTER (WHERE goal = ANY($4)) = 0`, args
 }
 
