@@ -167,10 +167,15 @@ func TestRecorderFailureKeepsTheBucket(t *testing.T) {
 	if err := s.SetFlag(context.Background(), goalFlag.Name(), experiments.On()); err != nil {
 		t.Fatal(err)
 	}
-	x := experiments.New(experiments.Config{Store: s, Recorder: failingRecorder{}})
+	events := 0
+	x := experiments.New(experiments.Config{Store: s, Recorder: failingRecorder{},
+		Tracker: experiments.TrackerFunc(func(context.Context, experiments.Event) error { events++; return nil })})
 	d := goalFlag.Decide(x.NewContext(context.Background(), experiments.User{ID: "1"}), "")
 	if d.Reason != experiments.ReasonHashed || d.Bucket != experiments.SHA256Bucket(goalFlag.Name(), "1", 2) || !errors.Is(d.Err, experiments.ErrRecorder) {
 		t.Errorf("Decide with a failing recorder = %+v; want the hashed bucket and ErrRecorder", d)
+	}
+	if events != 1 || !d.Tracked {
+		t.Errorf("%d events, Tracked %v: a failing recorder must not stop the event", events, d.Tracked)
 	}
 }
 

@@ -129,3 +129,33 @@ func TestASharedSessionKeepsTheAppsValues(t *testing.T) {
 		cookie = cookies[0]
 	}
 }
+
+// A site that adds a Recorder later still records returning users, whose
+// sessions already hold the event's mark.
+func TestExposureMarksAreApartFromEventMarks(t *testing.T) {
+	cookies := sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef"))
+	store := robustStore(t)
+	tracker := experiments.TrackerFunc(func(context.Context, experiments.Event) error { return nil })
+	serve := func(x *experiments.Experiments, cookie *http.Cookie) []*http.Cookie {
+		h := x.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			robustFlag.Bucket(r.Context(), "")
+		}), func(*http.Request) experiments.User { return experiments.User{ID: "1"} })
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		if cookie != nil {
+			req.AddCookie(cookie)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Result().Cookies()
+	}
+	before := experiments.New(experiments.Config{Store: store, Tracker: tracker, Sessions: cookies})
+	first := serve(before, nil)
+	if len(first) != 1 {
+		t.Fatalf("cookies %v, want the session", first)
+	}
+	after := experiments.New(experiments.Config{Store: store, Tracker: tracker, Sessions: cookies, Recorder: store})
+	serve(after, first[0])
+	if got := store.Exposures(); len(got) != 1 {
+		t.Errorf("exposures %+v, want the returning user's", got)
+	}
+}

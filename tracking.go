@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -44,54 +45,66 @@ type TrackerFunc func(ctx context.Context, e Event) error
 // Track calls fn(ctx, e).
 func (fn TrackerFunc) Track(ctx context.Context, e Event) error { return fn(ctx, e) }
 
-// track sends the bucketing event and records the exposure unless the
-// session already has them, and marks the session. st.mu is held.
+// track sends the bucketing event and records the exposure, each unless
+// the session already has its mark, and marks the session for each that
+// succeeded: a failure of one does not stop the other, and is tried again
+// next request. st.mu is held.
 func (st *reqState) track(ctx context.Context, f *ExperimentFlag, courseKey string, bucket int) (bool, error) {
 	x := st.x
 	if x.tracker == nil && x.recorder == nil {
 		return false, nil
 	}
-	var mark string
+	experiment := f.full
+	if courseKey != "" {
+		experiment += "." + courseKey
+	}
 	sess := st.session()
-	if sess != nil {
-		mark = markPrefix + f.full
-		if courseKey != "" {
-			mark += "." + courseKey
+	// done reports whether the session has the mark prefix+experiment.
+	done := func(prefix string) bool {
+		if sess == nil {
+			return false
 		}
-		if _, ok := sess.Values[mark]; ok {
-			return false, nil
-		}
+		_, ok := sess.Values[prefix+experiment]
+		return ok
 	}
 	now := x.now()
-	if x.recorder != nil {
-		// The store keeps the first exposure of a user; a failure loses
-		// this one, not the bucket.
+	var errs []error
+	if x.recorder != nil && !done(exposedPrefix) {
 		exp := Exposure{Flag: f.full, CourseKey: courseKey, UserID: st.user.ID, Bucket: bucket, Time: now}
 		if err := safeCall(func() error { return x.recorder.RecordExposure(ctx, exp) }); err != nil {
-			return false, fmt.Errorf("%s: %w: %w", f.full, ErrRecorder, err)
+			errs = append(errs, fmt.Errorf("%s: %w: %w", f.full, ErrRecorder, err))
+		} else {
+			st.mark(ctx, sess, exposedPrefix+experiment)
 		}
 	}
 	tracked := false
-	if x.tracker != nil {
+	if x.tracker != nil && !done(markPrefix) {
 		e := Event{
 			Name: EventUserBucketed, Time: now, UserID: st.user.ID, Site: x.site,
 			AppLabel: f.namespace, Experiment: f.name, CourseKey: courseKey,
 			Bucket: bucket, IsStaff: st.user.Staff,
 		}
 		if err := safeCall(func() error { return x.tracker.Track(ctx, e) }); err != nil {
-			return false, fmt.Errorf("%s: %w: %w", f.full, ErrTracker, err)
-		}
-		tracked = true
-	}
-	if mark != "" {
-		sess.Values[mark] = true
-		st.sess.dirty = true
-		if st.sess.committed {
-			x.log.LogAttrs(ctx, slog.LevelWarn, "experiments: bucketed after the response was committed; the session mark is lost",
-				slog.String("flag", f.full), slog.String("course", courseKey))
+			errs = append(errs, fmt.Errorf("%s: %w: %w", f.full, ErrTracker, err))
+		} else {
+			tracked = true
+			st.mark(ctx, sess, markPrefix+experiment)
 		}
 	}
-	return tracked, nil
+	return tracked, errors.Join(errs...)
+}
+
+// mark adds key to the session, if there is one. st.mu is held.
+func (st *reqState) mark(ctx context.Context, sess *sessions.Session, key string) {
+	if sess == nil {
+		return
+	}
+	sess.Values[key] = true
+	st.sess.dirty = true
+	if st.sess.committed {
+		st.x.log.LogAttrs(ctx, slog.LevelWarn, "experiments: bucketed after the response was committed; the session mark is lost",
+			slog.String("mark", key))
+	}
 }
 
 // safeCall calls fn, a Tracker's or Recorder's method, turning a panic
@@ -134,7 +147,7 @@ func (st *reqState) session() *sessions.Session {
 	}
 	if sess.Values[sessionUserKey] != st.user.ID {
 		for k := range sess.Values {
-			if s, ok := k.(string); ok && strings.HasPrefix(s, markPrefix) {
+			if s, ok := k.(string); ok && (strings.HasPrefix(s, markPrefix) || strings.HasPrefix(s, exposedPrefix)) {
 				delete(sess.Values, k)
 				ss.dirty = true
 			}
@@ -150,4 +163,7 @@ const (
 	sessionUserKey = "experiments.user"
 	// markPrefix starts the key of a mark: "tracked.<experiment>", as in edX.
 	markPrefix = "tracked."
+	// exposedPrefix starts the key of an exposure's mark, kept apart from
+	// the event's so that a Recorder added later still sees returning users.
+	exposedPrefix = "exposed."
 )
