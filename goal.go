@@ -149,6 +149,19 @@ type Exposure struct {
 	Time      time.Time
 }
 
+// MaxConversionValue bounds the magnitude of a conversion's value, so
+// that sums of squares over millions of participants stay finite.
+const MaxConversionValue = 1e15
+
+// ValidateConversionValue checks a conversion's value: finite, at most
+// MaxConversionValue in magnitude. The error wraps ErrInvalid.
+func ValidateConversionValue(v float64) error {
+	if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > MaxConversionValue {
+		return fmt.Errorf("%w: conversion value %v: want a finite number of at most %g in magnitude", ErrInvalid, v, float64(MaxConversionValue))
+	}
+	return nil
+}
+
 // Conversion is a user reaching a goal.
 type Conversion struct {
 	Goal   string
@@ -185,7 +198,7 @@ func Convert(ctx context.Context, goal string) error { return ConvertValue(ctx, 
 // (a price, minutes watched). Conversions of anonymous and masquerading
 // users are ignored (nil error) and counted in Stats. A goal the store
 // does not have gives an error wrapping ErrUnknownGoal; a complex goal or
-// a value that is not finite, ErrInvalid.
+// a value that is not finite or beyond MaxConversionValue, ErrInvalid.
 func ConvertValue(ctx context.Context, goal string, value float64) error {
 	sc := scopeOf(ctx)
 	if sc == nil || sc.st == nil {
@@ -197,8 +210,8 @@ func ConvertValue(ctx context.Context, goal string, value float64) error {
 		x.ignored.Add(1)
 		return nil
 	}
-	if math.IsNaN(value) || math.IsInf(value, 0) {
-		return fmt.Errorf("experiments: convert %s: %w: value %v", goal, ErrInvalid, value)
+	if err := ValidateConversionValue(value); err != nil {
+		return fmt.Errorf("experiments: convert %s: %w", goal, err)
 	}
 	if x.recorder == nil {
 		return fmt.Errorf("experiments: convert %s: %w", goal, ErrNoRecorder)
@@ -215,7 +228,7 @@ func ConvertValue(ctx context.Context, goal string, value float64) error {
 		return fmt.Errorf("experiments: convert %s: %w: a complex goal is reached through its included goals", goal, ErrInvalid)
 	}
 	c := Conversion{Goal: goal, UserID: st.user.ID, Value: value, Time: x.now()}
-	if err := x.recorder.RecordConversion(ctx, c); err != nil {
+	if err := safeCall(func() error { return x.recorder.RecordConversion(ctx, c) }); err != nil {
 		return fmt.Errorf("experiments: convert %s: %w", goal, err)
 	}
 	x.converted.Add(1)

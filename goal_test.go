@@ -94,6 +94,7 @@ func TestConvert(t *testing.T) {
 		{"nok, a complex goal is reached through its goals", user, "engaged", 0, experiments.ErrInvalid},
 		{"nok, NaN value", user, "purchase", math.NaN(), experiments.ErrInvalid},
 		{"nok, infinite value", user, "purchase", math.Inf(1), experiments.ErrInvalid},
+		{"nok, a value beyond MaxConversionValue", user, "purchase", -1e16, experiments.ErrInvalid},
 		{"nok, no request state", bg, "signup", 0, experiments.ErrNoRequest},
 	}
 	for _, c := range cases {

@@ -237,6 +237,9 @@ func (s *MemStore) RecordExposure(_ context.Context, e Exposure) error {
 
 // RecordConversion keeps c. Memory grows with conversions.
 func (s *MemStore) RecordConversion(_ context.Context, c Conversion) error {
+	if err := ValidateConversionValue(c.Value); err != nil {
+		return err
+	}
 	c.Time = c.Time.Truncate(time.Microsecond)
 	s.recMu.Lock()
 	defer s.recMu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/abkit/experiments"
@@ -75,8 +74,8 @@ func (s *Store) RecordConversion(_ context.Context, c experiments.Conversion) er
 		c.Time = time.Now()
 	}
 	err := checkRow("conversion", []textField{{"goal", c.Goal}, {"user ID", c.UserID}}, 0, c.Time)
-	if err == nil && (math.IsNaN(c.Value) || math.IsInf(c.Value, 0)) {
-		err = fmt.Errorf("%w: conversion value %v: not finite", experiments.ErrInvalid, c.Value)
+	if err == nil {
+		err = experiments.ValidateConversionValue(c.Value)
 	}
 	if err != nil {
 		s.rec.conversions.refuse()

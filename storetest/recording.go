@@ -342,7 +342,7 @@ func testRecording(t *testing.T, newStore func(*testing.T) Store) {
 			{bob, revenueGoal.Name, 9.99},
 			{alice, revenueGoal.Name, 0.1 + 0.2},
 			{alice, revenueGoal.Name, -5},
-			{dave, revenueGoal.Name, math.MaxFloat64},
+			{dave, revenueGoal.Name, experiments.MaxConversionValue},
 			{dave, revenueGoal.Name, 1e-300},
 			{carol, signupGoal.Name, 3}, // a value on a goal that counts is kept too
 		} {
