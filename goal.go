@@ -19,7 +19,8 @@ const (
 	ValueCount ValueType = iota
 	// ValueSum sums the values (revenue, minutes watched).
 	ValueSum
-	// ValueAverage averages the values of the conversions.
+	// ValueAverage divides the sum of the values by the conversions (for a
+	// Once goal, by the participants who converted).
 	ValueAverage
 	// ValuePerParticipant divides the sum of the values by the
 	// participants, converted or not.

@@ -137,6 +137,9 @@ func (m *Memory) Aggregate(ctx context.Context, q Query) (Aggregates, error) {
 	switch {
 	case lo < 0:
 		return Aggregates{}, fmt.Errorf("experiment %s: a participant in bucket %d: %w", q.Experiment, lo, ErrBucketOutOfRange)
+	case n == 0 && hi >= MaxBuckets:
+		return Aggregates{}, fmt.Errorf("experiment %s: a participant in bucket %d, beyond %d buckets: %w",
+			q.Experiment, hi, MaxBuckets, ErrBucketOutOfRange)
 	case n == 0:
 		n = hi + 1
 	case hi >= n:

@@ -73,8 +73,8 @@ func (q Query) Validate() error {
 	if err := q.Goal.Validate(); err != nil {
 		return err
 	}
-	if q.Buckets < 0 {
-		return fmt.Errorf("%w: %d buckets", experiments.ErrInvalid, q.Buckets)
+	if q.Buckets < 0 || q.Buckets > MaxBuckets {
+		return fmt.Errorf("%w: %d buckets: want 0 to %d", experiments.ErrInvalid, q.Buckets, MaxBuckets)
 	}
 	if q.Weights == nil {
 		return nil
@@ -84,8 +84,8 @@ func (q Query) Validate() error {
 	}
 	positive := false
 	for i, w := range q.Weights {
-		if !finite(w) || w < 0 {
-			return fmt.Errorf("%w: weight %d is %v", experiments.ErrInvalid, i, w)
+		if !finite(w) || w < 0 || w > 0 && (w < minWeight || w > maxWeight) {
+			return fmt.Errorf("%w: weight %d is %v: want 0 or %g to %g", experiments.ErrInvalid, i, w, minWeight, maxWeight)
 		}
 		positive = positive || w > 0
 	}
@@ -94,6 +94,14 @@ func (q Query) Validate() error {
 	}
 	return nil
 }
+
+// MaxBuckets is the most buckets a report has, as experiments.NewFlag
+// allows: a participant in a higher bucket is ErrBucketOutOfRange.
+const MaxBuckets = 1024
+
+// Weights are relative: positive ones stay within a range where their
+// sum and ratios are exact enough for the sample-ratio check.
+const minWeight, maxWeight = 1e-9, 1e9
 
 // BucketAggregate is one bucket's aggregates for one goal. Bucket's
 // Conversions counts the participants who converted (the rate's
@@ -118,6 +126,8 @@ type Aggregates struct {
 }
 
 // Source computes aggregates from recorded exposures and conversions.
+// A participant's bucket must be below q.Buckets, or below MaxBuckets
+// when q.Buckets is 0, else Aggregate fails with ErrBucketOutOfRange.
 // Memory is the reference implementation; a store that computes them in
 // its database (GROUP BY) must give exactly the same results, which a
 // conformance test compares. The semantics:

@@ -47,7 +47,7 @@ func (s *Store) Experiments(ctx context.Context) ([]results.Experiment, error) {
 func (s *Store) Aggregate(ctx context.Context, q results.Query) (results.Aggregates, error) {
 	var agg results.Aggregates
 	if err := q.Validate(); err != nil {
-		return agg, err
+		return agg, fmt.Errorf("sqlstore: results of %s: %w", q.Experiment, err)
 	}
 	query, args := s.aggregateQuery(q)
 	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
@@ -79,7 +79,7 @@ func (s *Store) Aggregate(ctx context.Context, q results.Query) (results.Aggrega
 	}
 	n := q.Buckets
 	if n <= 0 {
-		n = last + 1
+		n = min(last, results.MaxBuckets-1) + 1 // a higher bucket is out of range below
 	}
 	if first < 0 || last >= n {
 		bad := first
