@@ -468,3 +468,14 @@ func BenchmarkMemoryAggregate(b *testing.B) {
 		}
 	})
 }
+
+func TestMemoryRefusesABucketBeyondMaxBuckets(t *testing.T) {
+	m := results.NewMemory([]experiments.Exposure{
+		{Flag: "a.b", UserID: "1", Bucket: 0, Time: time.Unix(0, 0)},
+		{Flag: "a.b", UserID: "2", Bucket: results.MaxBuckets, Time: time.Unix(0, 0)},
+	}, nil)
+	_, err := m.Aggregate(context.Background(), results.Query{Experiment: results.Experiment{Flag: "a.b"}, Goal: experiments.Goal{Name: "g"}})
+	if !errors.Is(err, results.ErrBucketOutOfRange) {
+		t.Errorf("Aggregate with a participant in bucket %d = %v, want ErrBucketOutOfRange", results.MaxBuckets, err)
+	}
+}
