@@ -124,7 +124,10 @@ func report(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 		return errors.New("the store has no goals to report on: declare them with SetGoal")
 	}
 
+	// A report that fails (bad data in one experiment) does not keep the
+	// others from being printed; the failures are returned after them.
 	reports := make([]results.Report, 0, len(exps)*len(goals))
+	var failed []error
 	for _, e := range exps {
 		for _, g := range goals {
 			r, err := results.Build(ctx, s, results.Query{Experiment: e, Goal: g, Buckets: int(o.buckets)})
@@ -132,11 +135,20 @@ func report(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 				return usagef("-buckets %d: %w", o.buckets, err)
 			}
 			if err != nil {
-				return err
+				if ctx.Err() != nil {
+					return err
+				}
+				failed = append(failed, fmt.Errorf("%s, goal %s: %w", e, g.Name, err))
+				continue
 			}
 			reports = append(reports, r)
 		}
 	}
+	defer func() {
+		if err == nil {
+			err = errors.Join(failed...)
+		}
+	}()
 
 	w := bufio.NewWriter(stdout)
 	if o.json {
@@ -145,7 +157,7 @@ func report(ctx context.Context, args []string, stdout, stderr io.Writer) (err e
 		}
 		return w.Flush()
 	}
-	if len(reports) == 0 {
+	if len(reports) == 0 && len(failed) == 0 {
 		fmt.Fprintln(w, "no experiment has exposures yet")
 	}
 	for i, r := range reports {
