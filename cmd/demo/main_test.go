@@ -10,7 +10,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,8 +17,8 @@ import (
 	"time"
 
 	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/internal/pgtest"
 	"github.com/abkit/experiments/sqlstore"
-	"github.com/lib/pq"
 )
 
 var (
@@ -303,21 +302,11 @@ func forEachStore(t *testing.T, test func(t *testing.T)) {
 
 // postgresStore opens a sqlstore on a fresh schema, dropped at the end.
 func postgresStore(t *testing.T) *sqlstore.Store {
-	dsn := os.Getenv("EXPERIMENTS_TEST_DSN")
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	schema := "demotest_" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	s, err := sqlstore.OpenWith(t.Context(), dsn, sqlstore.WithSchema(schema))
+	schema := pgtest.Schema(t, "demotest_")
+	s, err := sqlstore.OpenWith(t.Context(), pgtest.DSN(), sqlstore.WithSchema(schema))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_, err := s.DB().Exec("DROP SCHEMA " + pq.QuoteIdentifier(schema) + " CASCADE")
-		s.Close()
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
+	t.Cleanup(func() { s.Close() }) // before the schema is dropped
 	return s
 }

@@ -3,12 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -16,6 +13,7 @@ import (
 	"time"
 
 	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/internal/pgtest"
 	"github.com/abkit/experiments/results"
 	"github.com/abkit/experiments/sqlstore"
 	"github.com/jmoiron/sqlx"
@@ -41,44 +39,9 @@ type seed struct {
 	purchaseSum [2]float64
 }
 
-// testDSN is the database the tests use: EXPERIMENTS_TEST_DSN, or the
-// local PostgreSQL.
-func testDSN() string {
-	if dsn := os.Getenv("EXPERIMENTS_TEST_DSN"); dsn != "" {
-		return dsn
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// testDB returns a pool on testDSN, closed when the test ends.
-func testDB(t testing.TB) *sqlx.DB {
-	t.Helper()
-	db, err := sqlx.Open("postgres", testDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Ping(); err != nil {
-		t.Fatalf("PostgreSQL at %s: %v (set EXPERIMENTS_TEST_DSN)", testDSN(), err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-// newSchema returns a fresh schema name (not created), dropped with
-// everything in it when the test ends.
-func newSchema(t testing.TB) string {
-	t.Helper()
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "exptest_cli_" + hex.EncodeToString(b)
-	db := testDB(t)
-	t.Cleanup(func() {
-		if _, err := db.Exec("DROP SCHEMA IF EXISTS " + pq.QuoteIdentifier(schema) + " CASCADE"); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
-	return schema
-}
+func testDSN() string               { return pgtest.DSN() }
+func testDB(t testing.TB) *sqlx.DB  { return pgtest.DB(t) }
+func newSchema(t testing.TB) string { return pgtest.Schema(t, "exptest_cli_") }
 
 // openTestStore opens a store in schema, closed when the test ends.
 func openTestStore(t testing.TB, schema string) *sqlstore.Store {
