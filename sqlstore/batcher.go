@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"math"
@@ -15,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/internal/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
@@ -430,24 +430,9 @@ func newUUIDs(n int) pq.StringArray {
 		id := ids[16*i : 16*i+16]
 		id[6] = id[6]&0x0f | 0x40 // version 4
 		id[8] = id[8]&0x3f | 0x80 // variant 10
-		out[i] = formatUUID(id)
+		out[i] = uuid.Format(id)
 	}
 	return out
-}
-
-// formatUUID formats 16 bytes as a UUID.
-func formatUUID(id []byte) string {
-	var buf [36]byte
-	hex.Encode(buf[0:8], id[0:4])
-	buf[8] = '-'
-	hex.Encode(buf[9:13], id[4:6])
-	buf[13] = '-'
-	hex.Encode(buf[14:18], id[6:8])
-	buf[18] = '-'
-	hex.Encode(buf[19:23], id[8:10])
-	buf[23] = '-'
-	hex.Encode(buf[24:], id[10:])
-	return string(buf[:])
 }
 
 // pgTime formats t for a timestamptz array: in UTC with its offset, so

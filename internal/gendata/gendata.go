@@ -16,7 +16,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/internal/uuid"
 	"github.com/lib/pq"
 )
 
@@ -150,7 +150,7 @@ func Generate(c Config) (Data, error) {
 			}
 		}
 		id[6], id[8] = id[6]&0x0f|0x40, id[8]&0x3f|0x80 // version 4, variant 10
-		d.Conversions = append(d.Conversions, Conversion{ID: uuid(id), Conversion: experiments.Conversion{
+		d.Conversions = append(d.Conversions, Conversion{ID: uuid.Format(id[:]), Conversion: experiments.Conversion{
 			Goal: goal, UserID: user, Value: value, Time: t.Truncate(time.Microsecond)}})
 		return true
 	}
@@ -202,20 +202,6 @@ func Generate(c Config) (Data, error) {
 	})
 	slices.SortStableFunc(d.Conversions, func(a, b Conversion) int { return a.Time.Compare(b.Time) })
 	return d, nil
-}
-
-func uuid(b [16]byte) string {
-	var s [36]byte
-	hex.Encode(s[0:8], b[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], b[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], b[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], b[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], b[10:])
-	return string(s[:])
 }
 
 // Stats says what Load did.
