@@ -55,13 +55,7 @@ func (s *MemStore) SetFlag(_ context.Context, name string, r Rule) error {
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("flag %s: %w", name, err)
 	}
-	s.update(func(d *SnapshotData) {
-		d.Flags = maps.Clone(d.Flags)
-		if d.Flags == nil {
-			d.Flags = make(map[string]Rule)
-		}
-		d.Flags[name] = r.clone()
-	})
+	s.update(func(d *SnapshotData) { d.Flags = with(d.Flags, name, r.clone(), false) })
 	return nil
 }
 
@@ -71,10 +65,7 @@ func (s *MemStore) DeleteFlag(_ context.Context, name string) error {
 	if err := ValidateFlagName(name); err != nil {
 		return err
 	}
-	s.update(func(d *SnapshotData) {
-		d.Flags = maps.Clone(d.Flags)
-		delete(d.Flags, name)
-	})
+	s.update(func(d *SnapshotData) { d.Flags = with(d.Flags, name, Rule{}, true) })
 	return nil
 }
 
@@ -107,20 +98,11 @@ func (s *MemStore) SetExperimentValue(_ context.Context, experimentID int, key, 
 		return err
 	}
 	s.update(func(d *SnapshotData) {
-		d.ExperimentValues = maps.Clone(d.ExperimentValues)
-		if d.ExperimentValues == nil {
-			d.ExperimentValues = make(map[int]map[string]string)
-		}
-		values := maps.Clone(d.ExperimentValues[experimentID])
+		values := with(d.ExperimentValues[experimentID], key, value, value == "")
 		if values == nil {
-			values = make(map[string]string)
+			values = make(map[string]string) // the experiment stays, without values
 		}
-		if value == "" {
-			delete(values, key)
-		} else {
-			values[key] = value
-		}
-		d.ExperimentValues[experimentID] = values
+		d.ExperimentValues = with(d.ExperimentValues, experimentID, values, false)
 	})
 	return nil
 }
@@ -158,24 +140,22 @@ func (s *MemStore) update(change func(*SnapshotData)) {
 // withState returns a copy of m with m[name][key] set to st, or removed
 // when st is Unset.
 func withState(m map[string]map[string]State, name, key string, st State) map[string]map[string]State {
+	inner := with(m[name], key, st, st == Unset)
+	return with(m, name, inner, len(inner) == 0)
+}
+
+// with returns a copy of m with m[k] set to v, or without k when del:
+// writers never change a map a published snapshot holds.
+func with[K comparable, V any](m map[K]V, k K, v V, del bool) map[K]V {
 	m = maps.Clone(m)
+	if del {
+		delete(m, k)
+		return m
+	}
 	if m == nil {
-		m = make(map[string]map[string]State)
+		m = make(map[K]V)
 	}
-	inner := maps.Clone(m[name])
-	if inner == nil {
-		inner = make(map[string]State)
-	}
-	if st == Unset {
-		delete(inner, key)
-	} else {
-		inner[key] = st
-	}
-	if len(inner) == 0 {
-		delete(m, name)
-	} else {
-		m[name] = inner
-	}
+	m[k] = v
 	return m
 }
 
@@ -184,13 +164,7 @@ func (s *MemStore) SetGoal(_ context.Context, g Goal) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}
-	s.update(func(d *SnapshotData) {
-		d.Goals = maps.Clone(d.Goals)
-		if d.Goals == nil {
-			d.Goals = make(map[string]Goal)
-		}
-		d.Goals[g.Name] = g.clone()
-	})
+	s.update(func(d *SnapshotData) { d.Goals = with(d.Goals, g.Name, g.clone(), false) })
 	return nil
 }
 
@@ -200,10 +174,7 @@ func (s *MemStore) DeleteGoal(_ context.Context, name string) error {
 	if err := ValidateGoalName(name); err != nil {
 		return err
 	}
-	s.update(func(d *SnapshotData) {
-		d.Goals = maps.Clone(d.Goals)
-		delete(d.Goals, name)
-	})
+	s.update(func(d *SnapshotData) { d.Goals = with(d.Goals, name, Goal{}, true) })
 	return nil
 }
 
