@@ -90,6 +90,14 @@ func (f *ExperimentFlag) ShortName() string { return f.name }
 // Buckets returns the number of buckets, control included.
 func (f *ExperimentFlag) Buckets() int { return f.buckets }
 
+// ExperimentID returns the ID of WithExperimentID, and whether the flag
+// has one.
+func (f *ExperimentFlag) ExperimentID() (id int, ok bool) { return f.experimentID, f.hasExperimentID }
+
+// CourseAware reports whether the course key is part of the hashing
+// group (WithCourseAwareBucketing).
+func (f *ExperimentFlag) CourseAware() bool { return f.courseAware }
+
 // BucketFlag returns the name of the flag that forces bucket i,
 // "namespace.name.i".
 func (f *ExperimentFlag) BucketFlag(i int) string { return f.full + "." + itoa(i) }

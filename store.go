@@ -45,6 +45,7 @@ type SnapshotData struct {
 	OrgOverrides     map[string]map[string]State // flag name → org → state
 	ExperimentValues map[int]map[string]string   // experiment ID → key → value
 	Goals            map[string]Goal             // goal name → goal
+	Meta             map[string]ExperimentMeta   // main flag name → notes, archived, winner
 }
 
 // Snapshot is an immutable, compiled view of a store's configuration.

@@ -1,0 +1,176 @@
+package experiments
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+type actorKey struct{}
+
+// WithActor returns a context whose writes stores record as made by
+// actor, in their audit history (Change.Actor). Without it, MemStore
+// records "" and sqlstore the database user.
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+// ActorFrom returns the actor of WithActor, or "".
+func ActorFrom(ctx context.Context) string {
+	a, _ := ctx.Value(actorKey{}).(string)
+	return a
+}
+
+// Change is one audited write to a store's configuration.
+type Change struct {
+	// ID orders changes: a later change has a larger ID.
+	ID int64 `json:"id"`
+	// At is when the change was made.
+	At time.Time `json:"at"`
+	// Actor is who made it (WithActor).
+	Actor string `json:"actor"`
+	// Entity is what changed: "flag", "course_override", "org_override",
+	// "value", "goal", "meta" or (sqlstore only) "enrollment".
+	Entity string `json:"entity"`
+	// Key names the entity: the flag or goal name; "<flag> <course key>"
+	// or "<flag> <org>" for an override; "<experiment ID> <key>" for a
+	// value; the main flag's name for meta.
+	Key string `json:"key"`
+	// Old and New are the value before and after, as JSON: a Rule, a
+	// State's String ("on", "off"), a value's string, a Goal or an
+	// ExperimentMeta. nil means absent (created or deleted).
+	Old json.RawMessage `json:"old"`
+	New json.RawMessage `json:"new"`
+}
+
+// HistoryQuery selects the changes of one experiment.
+type HistoryQuery struct {
+	// Flag is the experiment's main flag, "namespace.name". The history
+	// holds the changes to it, to its bucket flags ("namespace.name.i"),
+	// to their course and org overrides, and to its meta.
+	Flag string
+	// ExperimentID and HasExperimentID add the changes to the
+	// experiment's values (its enrollment window), for a flag declared
+	// WithExperimentID.
+	ExperimentID    int
+	HasExperimentID bool
+	// Limit is the most changes returned, newest first. Optional.
+	// Default: 100.
+	Limit int
+}
+
+// Auditor is a store that keeps the history of its configuration.
+// MemStore and sqlstore.Store implement it.
+type Auditor interface {
+	// History returns the changes q selects, newest first.
+	History(ctx context.Context, q HistoryQuery) ([]Change, error)
+}
+
+// DefaultHistoryLimit is HistoryQuery.Limit's default.
+const DefaultHistoryLimit = 100
+
+// Matches reports whether c belongs to the history q selects.
+func (q HistoryQuery) Matches(c Change) bool {
+	switch c.Entity {
+	case "flag", "meta":
+		return q.ownFlag(c.Key, c.Entity == "flag")
+	case "course_override", "org_override":
+		flag, _, ok := strings.Cut(c.Key, " ")
+		return ok && q.ownFlag(flag, true)
+	case "value":
+		id, _, ok := strings.Cut(c.Key, " ")
+		return ok && q.HasExperimentID && id == itoa(q.ExperimentID)
+	}
+	return false
+}
+
+// ownFlag reports whether name is q.Flag or, when buckets, one of its
+// bucket flags.
+func (q HistoryQuery) ownFlag(name string, buckets bool) bool {
+	if name == q.Flag {
+		return true
+	}
+	parent, _, ok := bucketFlag(name)
+	return buckets && ok && parent == q.Flag
+}
+
+// ExperimentMeta is what a store keeps about an experiment besides its
+// flags, for people: notes, whether it is archived, and the winner forced
+// on everyone. It does not change decisions (a winner is forced through
+// the flags; the meta keeps how to undo it). Set it with
+// SetExperimentMeta; the zero value removes it.
+type ExperimentMeta struct {
+	// Notes are free text: the hypothesis, links, decisions.
+	Notes string `json:"notes,omitempty"`
+	// Archived takes the experiment off the list of live ones.
+	Archived bool `json:"archived,omitempty"`
+	// Winner, when set, is the bucket forced on everyone.
+	Winner *Winner `json:"winner,omitempty"`
+}
+
+// Winner is a bucket forced on everyone, and the rules it replaced.
+type Winner struct {
+	// Bucket is the winning bucket, 0 (control) to 1023.
+	Bucket int `json:"bucket"`
+	// Previous holds the rules of the main flag and of its bucket flags as
+	// they were before the winner was forced, to restore them when it is
+	// undone. A flag that was not set is absent.
+	Previous map[string]Rule `json:"previous,omitempty"`
+}
+
+// MaxNotesLen is the longest ExperimentMeta.Notes, in bytes.
+const MaxNotesLen = 10000
+
+// IsZero reports whether m holds nothing.
+func (m ExperimentMeta) IsZero() bool { return m.Notes == "" && !m.Archived && m.Winner == nil }
+
+// Validate checks m as the meta of flag, as stores accept it: notes of at
+// most MaxNotesLen bytes of UTF-8 without control characters other than
+// tab and newline; a winner bucket from 0 to 1023 whose previous rules
+// are valid rules of flag or its bucket flags. The error wraps
+// ErrInvalid.
+func (m ExperimentMeta) Validate(flag string) error {
+	if err := ValidateFlagName(flag); err != nil {
+		return err
+	}
+	if len(m.Notes) > MaxNotesLen {
+		return fmt.Errorf("%w: experiment %s: notes are %d bytes: want at most %d", ErrInvalid, flag, len(m.Notes), MaxNotesLen)
+	}
+	if !utf8.ValidString(m.Notes) {
+		return fmt.Errorf("%w: experiment %s: notes are not valid UTF-8", ErrInvalid, flag)
+	}
+	for _, r := range m.Notes {
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f || 0x80 <= r && r < 0xa0 {
+			return fmt.Errorf("%w: experiment %s: notes hold control character %U", ErrInvalid, flag, r)
+		}
+	}
+	if m.Winner == nil {
+		return nil
+	}
+	if m.Winner.Bucket < 0 || m.Winner.Bucket >= maxBucketFlag {
+		return fmt.Errorf("%w: experiment %s: winner bucket %d: want 0 to %d", ErrInvalid, flag, m.Winner.Bucket, maxBucketFlag-1)
+	}
+	for name, r := range m.Winner.Previous {
+		if parent, _, ok := bucketFlag(name); name != flag && !(ok && parent == flag) {
+			return fmt.Errorf("%w: experiment %s: winner previous rule of %q: not the flag or one of its bucket flags", ErrInvalid, flag, name)
+		}
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("experiment %s: winner previous rule of %s: %w", flag, name, err)
+		}
+	}
+	return nil
+}
+
+func (m ExperimentMeta) clone() ExperimentMeta {
+	if m.Winner != nil {
+		w := Winner{Bucket: m.Winner.Bucket, Previous: make(map[string]Rule, len(m.Winner.Previous))}
+		for name, r := range m.Winner.Previous {
+			w.Previous[name] = r.clone()
+		}
+		m.Winner = &w
+	}
+	return m
+}
