@@ -479,3 +479,46 @@ func TestMemoryRefusesABucketBeyondMaxBuckets(t *testing.T) {
 		t.Errorf("Aggregate with a participant in bucket %d = %v, want ErrBucketOutOfRange", results.MaxBuckets, err)
 	}
 }
+
+func TestParticipantsCountsEachUserOncePerBucket(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	exp := func(flag, course, user string, bucket int, d time.Duration) experiments.Exposure {
+		return experiments.Exposure{Flag: flag, CourseKey: course, UserID: user, Bucket: bucket, Time: at.Add(d)}
+	}
+	m := results.NewMemory([]experiments.Exposure{
+		exp("a.x", "", "1", 0, 0),
+		exp("a.x", "", "1", 1, time.Hour), // later: the earlier one counts
+		exp("a.x", "", "2", 2, 0),
+		exp("a.x", "c", "1", 1, 0),
+		exp("a.x", "", "3", -1, 0), // out of range: not counted
+	}, nil)
+	got, err := m.Participants(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []results.Participation{
+		{Experiment: results.Experiment{Flag: "a.x"}, Buckets: []int64{1, 0, 1}},
+		{Experiment: results.Experiment{Flag: "a.x", CourseKey: "c"}, Buckets: []int64{0, 1}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Participants = %+v, want %+v", got, want)
+	}
+	if got[0].Total() != 2 {
+		t.Errorf("Total = %d, want 2", got[0].Total())
+	}
+}
+
+func TestLiveSeesLaterRecordings(t *testing.T) {
+	store := experiments.NewMemStore()
+	live := results.NewLive(store)
+	if xs, _ := live.Experiments(t.Context()); len(xs) != 0 {
+		t.Fatalf("Experiments = %v before any exposure", xs)
+	}
+	if err := store.RecordExposure(t.Context(), experiments.Exposure{Flag: "a.x", UserID: "1", Bucket: 1, Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := live.Participants(t.Context())
+	if err != nil || len(ps) != 1 || ps[0].Total() != 1 {
+		t.Fatalf("Participants = %+v, %v; want one experiment with one participant", ps, err)
+	}
+}
