@@ -27,10 +27,10 @@ func (p Participation) Total() int64 {
 // in one pass, for overviews such as a dashboard's list. Memory, Live
 // and sqlstore.Store implement it.
 type Counter interface {
-	// Participants returns every experiment with exposures, sorted as
-	// Experiments sorts them, with its participants per bucket.
+	// Participants returns every experiment with participants, sorted
+	// as Experiments sorts them, with its participants per bucket.
 	// Participants in a negative bucket, or one not below MaxBuckets, are
-	// not counted.
+	// not counted (an experiment with only those is left out).
 	Participants(ctx context.Context) ([]Participation, error)
 }
 
@@ -53,7 +53,9 @@ func (m *Memory) Participants(ctx context.Context) ([]Participation, error) {
 			}
 			p.Buckets[q.bucket]++
 		}
-		out = append(out, p)
+		if p.Buckets != nil {
+			out = append(out, p)
+		}
 	}
 	return out, nil
 }

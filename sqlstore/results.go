@@ -171,3 +171,33 @@ func distinct(names []string) []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+var _ results.Counter = (*Store)(nil)
+
+// Participants counts the participants of every experiment per bucket,
+// in one grouped scan of the exposures (one row per participant).
+func (s *Store) Participants(ctx context.Context) ([]results.Participation, error) {
+	var rows []struct {
+		Flag      string `db:"flag"`
+		CourseKey string `db:"course_key"`
+		Bucket    int    `db:"bucket"`
+		N         int64  `db:"n"`
+	}
+	err := s.db.SelectContext(ctx, &rows, `SELECT flag, course_key, bucket, count(*) AS n FROM `+s.t.exposures+
+		` WHERE bucket >= 0 AND bucket < $1 GROUP BY flag, course_key, bucket ORDER BY flag COLLATE "C", course_key COLLATE "C", bucket`,
+		results.MaxBuckets)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: participants: %w", err)
+	}
+	var out []results.Participation
+	for _, r := range rows {
+		x := results.Experiment{Flag: r.Flag, CourseKey: r.CourseKey}
+		if len(out) == 0 || out[len(out)-1].Experiment != x {
+			out = append(out, results.Participation{Experiment: x})
+		}
+		p := &out[len(out)-1]
+		p.Buckets = append(p.Buckets, make([]int64, r.Bucket+1-len(p.Buckets))...)
+		p.Buckets[r.Bucket] = r.N
+	}
+	return out, nil
+}

@@ -94,6 +94,14 @@ func TestAggregateMatchesTheReference(t *testing.T) {
 	if !reflect.DeepEqual(gotExps, wantExps) {
 		t.Fatalf("Experiments = %v, want %v", gotExps, wantExps)
 	}
+	gotCounts, err := s.Participants(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCounts, _ := mem.Participants(ctx)
+	if !reflect.DeepEqual(gotCounts, wantCounts) {
+		t.Fatalf("Participants = %v, want %v", gotCounts, wantCounts)
+	}
 	goals := []experiments.Goal{
 		{Name: "a"},
 		{Name: "a", Once: true},
