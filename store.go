@@ -113,6 +113,17 @@ func NewSnapshot(d SnapshotData) *Snapshot {
 // are shared with the snapshot: treat them as read-only.
 func (s *Snapshot) Data() SnapshotData { return s.data }
 
+// SplitBucketFlag splits the name of a bucket flag, "ns.name.i", into
+// its main flag "ns.name" and i (0 to 1023, written without leading
+// zeros). ok is false for any other name, a main flag's included.
+func SplitBucketFlag(name string) (main string, i int, ok bool) {
+	main, i, ok = bucketFlag(name)
+	if ok && ValidateFlagName(main) != nil {
+		return "", 0, false
+	}
+	return main, i, ok
+}
+
 // bucketFlag splits "ns.name.i" into "ns.name" and i.
 func bucketFlag(name string) (parent string, i int, ok bool) {
 	dot := strings.LastIndexByte(name, '.')

@@ -1,6 +1,7 @@
 // Package sqlstore keeps experiments' flags, overrides, experiment values,
-// goals, enrollments, events, exposures and conversions in PostgreSQL,
-// with sqlx and lib/pq.
+// experiment meta, goals, enrollments, events, exposures and conversions
+// in PostgreSQL, with sqlx and lib/pq. Every write is audited: History
+// reads an experiment's changes back.
 //
 // Decisions never wait for the database: a Store serves them from an
 // in-memory snapshot, reloaded when another process (or this one) changes
@@ -38,11 +39,12 @@ import (
 var (
 	_ experiments.Store       = (*Store)(nil)
 	_ experiments.Enrollments = (*Store)(nil)
+	_ experiments.Auditor     = (*Store)(nil)
 )
 
-// Store is a PostgreSQL experiments.Store, experiments.Enrollments and
-// experiments.Recorder with the write methods of experiments.MemStore.
-// It is safe for concurrent use.
+// Store is a PostgreSQL experiments.Store, experiments.Enrollments,
+// experiments.Recorder and experiments.Auditor with the write methods of
+// experiments.MemStore. It is safe for concurrent use.
 type Store struct {
 	db      *sqlx.DB
 	ownsDB  bool
@@ -387,6 +389,7 @@ func (s *Store) load(ctx context.Context, tx *sqlx.Tx) (experiments.SnapshotData
 		OrgOverrides:     make(map[string]map[string]experiments.State),
 		ExperimentValues: make(map[int]map[string]string),
 		Goals:            make(map[string]experiments.Goal),
+		Meta:             make(map[string]experiments.ExperimentMeta),
 	}
 	err := loadJSON(ctx, tx, "SELECT name, rule AS value FROM "+s.t.flags, d.Flags,
 		func(_ string, b []byte) (experiments.Rule, error) { return decodeRule(b) },
@@ -400,6 +403,15 @@ func (s *Store) load(ctx context.Context, tx *sqlx.Tx) (experiments.SnapshotData
 	err = loadJSON(ctx, tx, "SELECT name, goal AS value FROM "+s.t.goals, d.Goals, decodeGoal,
 		func(name string, err error) {
 			s.log.Error("sqlstore: goal is bad; it is left out (Convert reports it unknown)", "goal", name, "err", err)
+		})
+	if err != nil {
+		return d, err
+	}
+	err = loadJSON(ctx, tx, "SELECT flag AS name, meta AS value FROM "+s.t.meta, d.Meta, decodeMeta,
+		func(flag string, err error) {
+			// Meta does not change decisions: the experiment only loses
+			// its notes, archived state and winner.
+			s.log.Error("sqlstore: experiment meta is bad; it is left out", "flag", flag, "err", err)
 		})
 	if err != nil {
 		return d, err
@@ -499,4 +511,18 @@ func decodeGoal(name string, b []byte) (experiments.Goal, error) {
 		return g, fmt.Errorf("%w: goal %s: named %q in a row named %q", experiments.ErrInvalid, b, g.Name, name)
 	}
 	return g, g.Validate()
+}
+
+// decodeMeta reads the meta of the experiment whose main flag is flag,
+// stored as JSON, refusing unknown fields, values a store would not
+// accept, and the zero value (a store deletes the row instead).
+func decodeMeta(flag string, b []byte) (experiments.ExperimentMeta, error) {
+	var m experiments.ExperimentMeta
+	if err := decodeStrict(b, &m); err != nil {
+		return m, fmt.Errorf("%w: experiment meta %s: %w", experiments.ErrInvalid, b, err)
+	}
+	if m.IsZero() {
+		return m, fmt.Errorf("%w: experiment meta %s: empty", experiments.ErrInvalid, b)
+	}
+	return m, m.Validate(flag)
 }

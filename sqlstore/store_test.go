@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -74,8 +75,8 @@ func TestOpenIsIdempotentAndSafeConcurrently(t *testing.T) {
 	if err := testDB(t).Get(&version, "SELECT version FROM "+pq.QuoteIdentifier(schema)+".experiments_schema_migrations"); err != nil {
 		t.Fatal(err)
 	}
-	if version != 2 {
-		t.Errorf("migration version %d, want 2", version)
+	if version != 3 {
+		t.Errorf("migration version %d, want 3", version)
 	}
 }
 
@@ -163,6 +164,61 @@ func TestWritesWithoutActorRecordTheDatabaseUser(t *testing.T) {
 	}
 	if actor != "postgres" || updatedBy != "postgres" {
 		t.Errorf("actor %q, updated_by %q; want the database user postgres", actor, updatedBy)
+	}
+}
+
+func TestBadMetaRowsAreLeftOutAndLogged(t *testing.T) {
+	ctx := context.Background()
+	logs := new(syncBuffer)
+	s := openStore(t, sqlstore.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	good := experiments.ExperimentMeta{Notes: "kept"}
+	if err := s.SetExperimentMeta(ctx, testFlag.Name(), good); err != nil {
+		t.Fatal(err)
+	}
+	q := pq.QuoteIdentifier(s.Schema()) + "."
+	for flag, meta := range map[string]string{
+		"ns.unknown_field":  `{"notes": "x", "colour": "red"}`,
+		"ns.unknown_nested": `{"winner": {"bucket": 1, "previous": {"ns.unknown_nested": {"percentage": 5}}}}`,
+		"ns.bad_bucket":     `{"winner": {"bucket": 1024}}`,
+		"ns.other_previous": `{"winner": {"bucket": 1, "previous": {"ns.other": {"everyone": true}}}}`,
+		"ns.control_char":   `{"notes": "bell \u0007"}`,
+		"ns.empty":          `{}`,
+		"ns.not_an_object":  `[1, 2]`,
+		"not a flag name":   `{"notes": "x"}`,
+	} {
+		s.DB().MustExec("INSERT INTO "+q+"experiments_meta (flag, meta) VALUES ($1, $2)", flag, meta)
+	}
+	s.DB().MustExec("UPDATE " + q + "experiments_version SET version = version + 1")
+	if err := s.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := s.Snapshot(ctx)
+	if got := snap.Data().Meta; len(got) != 1 || got[testFlag.Name()].Notes != good.Notes {
+		t.Errorf("meta %+v, want only %s's", got, testFlag.Name())
+	}
+	if n := logs.count("experiment meta is bad"); n != 8 {
+		t.Errorf("%d bad meta rows logged, want 8:\n%s", n, logs)
+	}
+}
+
+func TestActorOfEitherWithActorIsRecorded(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	if err := s.SetFlag(sqlstore.WithActor(ctx, "alice"), testFlag.Name(), experiments.On()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetFlag(experiments.WithActor(ctx, "bob"), testFlag.Name(), experiments.Off()); err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.History(ctx, experiments.HistoryQuery{Flag: testFlag.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 2 || h[0].Actor != "bob" || h[1].Actor != "alice" {
+		t.Errorf("history %+v; want bob's change, then alice's", h)
+	}
+	if got := sqlstore.WithActor(ctx, "carol"); experiments.ActorFrom(got) != "carol" {
+		t.Errorf("experiments.ActorFrom(sqlstore.WithActor(ctx, carol)) = %q", experiments.ActorFrom(got))
 	}
 }
 

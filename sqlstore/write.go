@@ -17,7 +17,7 @@ import (
 // tables are the store's tables, quoted and qualified by schema.
 type tables struct {
 	version, flags, courseOverrides, orgOverrides, values, enrollments, audit, events string
-	goals, exposures, conversions                                                     string
+	goals, exposures, conversions, meta                                               string
 }
 
 func newTables(schema string) tables {
@@ -28,6 +28,7 @@ func newTables(schema string) tables {
 		values: q("experiments_values"), enrollments: q("experiments_enrollments"),
 		audit: q("experiments_audit"), events: q("experiments_events"),
 		goals: q("experiments_goals"), exposures: q("experiments_exposures"), conversions: q("experiments_conversions"),
+		meta: q("experiments_meta"),
 	}
 }
 
@@ -52,19 +53,16 @@ func checkSchema(schema string) error {
 	return nil
 }
 
-type actorKey struct{}
-
-// WithActor returns a context whose writes are recorded as made by actor
-// (updated_by and the audit row). Without it, writes are recorded as made
-// by the database user.
+// WithActor is experiments.WithActor: it returns a context whose writes
+// are recorded as made by actor (updated_by and the audit row). Without
+// it, writes are recorded as made by the database user.
 func WithActor(ctx context.Context, actor string) context.Context {
-	return context.WithValue(ctx, actorKey{}, actor)
+	return experiments.WithActor(ctx, actor)
 }
 
-func actorOf(ctx context.Context) string {
-	a, _ := ctx.Value(actorKey{}).(string)
-	return a
-}
+// actorOf is the actor of experiments.WithActor, or "" for the database
+// user.
+func actorOf(ctx context.Context) string { return experiments.ActorFrom(ctx) }
 
 // SetFlag creates or replaces the rule of flag name.
 func (s *Store) SetFlag(ctx context.Context, name string, r experiments.Rule) error {
@@ -74,7 +72,7 @@ func (s *Store) SetFlag(ctx context.Context, name string, r experiments.Rule) er
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("flag %s: %w", name, err)
 	}
-	return s.setJSON(ctx, "flag", s.t.flags, "rule", name, r)
+	return s.setJSON(ctx, "flag", s.flagsTable(), name, r)
 }
 
 // DeleteFlag removes the rule of flag name, which is then off. Its course
@@ -83,7 +81,7 @@ func (s *Store) DeleteFlag(ctx context.Context, name string) error {
 	if err := experiments.ValidateFlagName(name); err != nil {
 		return err
 	}
-	return s.deleteJSON(ctx, "flag", s.t.flags, "rule", name)
+	return s.deleteJSON(ctx, "flag", s.flagsTable(), name)
 }
 
 // SetGoal creates or replaces a goal.
@@ -91,7 +89,7 @@ func (s *Store) SetGoal(ctx context.Context, g experiments.Goal) error {
 	if err := g.Validate(); err != nil {
 		return err
 	}
-	return s.setJSON(ctx, "goal", s.t.goals, "goal", g.Name, g)
+	return s.setJSON(ctx, "goal", s.goalsTable(), g.Name, g)
 }
 
 // DeleteGoal removes a goal; its conversions stay. Deleting a goal that
@@ -100,32 +98,57 @@ func (s *Store) DeleteGoal(ctx context.Context, name string) error {
 	if err := experiments.ValidateGoalName(name); err != nil {
 		return err
 	}
-	return s.deleteJSON(ctx, "goal", s.t.goals, "goal", name)
+	return s.deleteJSON(ctx, "goal", s.goalsTable(), name)
 }
 
-// setJSON creates or replaces the row name of table, a configuration
-// table keyed by name whose column holds v as JSON.
-func (s *Store) setJSON(ctx context.Context, entity, table, column, name string, v any) error {
+// SetExperimentMeta sets the notes, archived state and winner of the
+// experiment whose main flag is flag; the zero ExperimentMeta removes
+// them. m is checked with m.Validate(flag): the error wraps
+// experiments.ErrInvalid. The write is audited with entity "meta".
+func (s *Store) SetExperimentMeta(ctx context.Context, flag string, m experiments.ExperimentMeta) error {
+	if err := m.Validate(flag); err != nil {
+		return err
+	}
+	if m.IsZero() {
+		return s.deleteJSON(ctx, "meta", s.metaTable(), flag)
+	}
+	return s.setJSON(ctx, "meta", s.metaTable(), flag, m)
+}
+
+// jsonTable is a configuration table of setJSON and deleteJSON: one row
+// per key, with the value as JSON.
+type jsonTable struct {
+	name  string // quoted and qualified by schema
+	key   string // the text primary key column
+	value string // the jsonb column
+}
+
+func (s *Store) flagsTable() jsonTable { return jsonTable{s.t.flags, "name", "rule"} }
+func (s *Store) goalsTable() jsonTable { return jsonTable{s.t.goals, "name", "goal"} }
+func (s *Store) metaTable() jsonTable  { return jsonTable{s.t.meta, "flag", "meta"} }
+
+// setJSON creates or replaces the row key of t with v as JSON.
+func (s *Store) setJSON(ctx context.Context, entity string, t jsonTable, key string, v any) error {
 	value, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, entity, name, true, func(tx *sqlx.Tx, actor string) ([]byte, []byte, error) {
-		old, err := oldJSON(ctx, tx, "SELECT "+column+" FROM "+table+" WHERE name = $1", name)
+	return s.write(ctx, entity, key, true, func(tx *sqlx.Tx, actor string) ([]byte, []byte, error) {
+		old, err := oldJSON(ctx, tx, "SELECT "+t.value+" FROM "+t.name+" WHERE "+t.key+" = $1", key)
 		if err != nil {
 			return nil, nil, err
 		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO "+table+" (name, "+column+", updated_by) VALUES ($1, $2, $3) "+
-			"ON CONFLICT (name) DO UPDATE SET "+column+" = excluded."+column+", updated_at = now(), updated_by = excluded.updated_by",
-			name, value, actor)
+		_, err = tx.ExecContext(ctx, "INSERT INTO "+t.name+" ("+t.key+", "+t.value+", updated_by) VALUES ($1, $2, $3) "+
+			"ON CONFLICT ("+t.key+") DO UPDATE SET "+t.value+" = excluded."+t.value+", updated_at = now(), updated_by = excluded.updated_by",
+			key, value, actor)
 		return old, value, err
 	})
 }
 
-// deleteJSON removes the row name of a table of setJSON.
-func (s *Store) deleteJSON(ctx context.Context, entity, table, column, name string) error {
-	return s.write(ctx, entity, name, true, func(tx *sqlx.Tx, _ string) ([]byte, []byte, error) {
-		old, err := oldJSON(ctx, tx, "DELETE FROM "+table+" WHERE name = $1 RETURNING "+column, name)
+// deleteJSON removes the row key of t.
+func (s *Store) deleteJSON(ctx context.Context, entity string, t jsonTable, key string) error {
+	return s.write(ctx, entity, key, true, func(tx *sqlx.Tx, _ string) ([]byte, []byte, error) {
+		old, err := oldJSON(ctx, tx, "DELETE FROM "+t.name+" WHERE "+t.key+" = $1 RETURNING "+t.value, key)
 		return old, nil, err
 	})
 }

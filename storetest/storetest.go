@@ -35,12 +35,13 @@ import (
 )
 
 // Store is what a conformant store offers: experiments.Store,
-// experiments.Enrollments, experiments.Recorder and the writes of
-// experiments.MemStore, with the same meaning.
+// experiments.Enrollments, experiments.Recorder, experiments.Auditor and
+// the writes of experiments.MemStore, with the same meaning.
 type Store interface {
 	experiments.Store
 	experiments.Enrollments
 	experiments.Recorder
+	experiments.Auditor
 	SetFlag(ctx context.Context, name string, r experiments.Rule) error
 	DeleteFlag(ctx context.Context, name string) error
 	SetCourseOverride(ctx context.Context, name, courseKey string, s experiments.State) error
@@ -49,6 +50,7 @@ type Store interface {
 	SetEnrollment(ctx context.Context, userID, courseKey string, created time.Time) error
 	SetGoal(ctx context.Context, g experiments.Goal) error
 	DeleteGoal(ctx context.Context, name string) error
+	SetExperimentMeta(ctx context.Context, flag string, m experiments.ExperimentMeta) error
 }
 
 // Reader reads back what a store's Recorder kept, oldest first, with
@@ -97,6 +99,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"concurrency", testConcurrency},
 		{"goals", testGoals},
 		{"recording", testRecording},
+		{"meta and history", testMetaAndHistory},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, newStore) })
 	}
@@ -276,18 +279,17 @@ func normalized(d experiments.SnapshotData) experiments.SnapshotData {
 		OrgOverrides:     make(map[string]map[string]experiments.State),
 		ExperimentValues: make(map[int]map[string]string),
 		Goals:            make(map[string]experiments.Goal),
+		Meta:             make(map[string]experiments.ExperimentMeta),
 	}
 	for name, g := range d.Goals {
 		g.Include, g.Exclude = clipped(g.Include), clipped(g.Exclude)
 		n.Goals[name] = g
 	}
 	for name, r := range d.Flags {
-		if r.Everyone != nil {
-			e := *r.Everyone
-			r.Everyone = &e
-		}
-		r.Users, r.Groups = clipped(r.Users), clipped(r.Groups)
-		n.Flags[name] = r
+		n.Flags[name] = normalizedRule(r)
+	}
+	for flag, m := range d.Meta {
+		n.Meta[flag] = normalizedMeta(m)
 	}
 	for name, m := range d.CourseOverrides {
 		if len(m) > 0 {
@@ -305,6 +307,32 @@ func normalized(d experiments.SnapshotData) experiments.SnapshotData {
 		}
 	}
 	return n
+}
+
+// normalizedRule returns a deep copy of r, normalized as normalized does.
+func normalizedRule(r experiments.Rule) experiments.Rule {
+	if r.Everyone != nil {
+		e := *r.Everyone
+		r.Everyone = &e
+	}
+	r.Users, r.Groups = clipped(r.Users), clipped(r.Groups)
+	return r
+}
+
+// normalizedMeta returns a deep copy of m, normalized as normalized does.
+func normalizedMeta(m experiments.ExperimentMeta) experiments.ExperimentMeta {
+	if m.Winner == nil {
+		return m
+	}
+	w := experiments.Winner{Bucket: m.Winner.Bucket}
+	if len(m.Winner.Previous) > 0 {
+		w.Previous = make(map[string]experiments.Rule, len(m.Winner.Previous))
+	}
+	for name, r := range m.Winner.Previous {
+		w.Previous[name] = normalizedRule(r)
+	}
+	m.Winner = &w
+	return m
 }
 
 // clipped returns a copy of s without spare capacity, nil when empty.
