@@ -1,0 +1,533 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/abkit/experiments"
+)
+
+// Actions, each POST {prefix}/api/experiments/{flag}/{action} with a
+// JSON body (or the same fields as an HTML form).
+var actions = map[string]func(*Admin, *request) error{
+	"on":              (*Admin).turnOn,
+	"off":             (*Admin).turnOff,
+	"rule":            (*Admin).setRule,
+	"course-override": (*Admin).courseOverride,
+	"org-override":    (*Admin).orgOverride,
+	"window":          (*Admin).setWindow,
+	"winner":          (*Admin).forceWinner,
+	"undo-winner":     (*Admin).undoWinner,
+	"archive":         (*Admin).archive,
+	"resume":          (*Admin).resume,
+	"delete":          (*Admin).delete,
+	"notes":           (*Admin).setNotes,
+}
+
+// request is one action under way.
+type request struct {
+	ctx  context.Context // carries the actor
+	r    *http.Request
+	st   *state
+	x    Detail
+	meta experiments.ExperimentMeta
+	done string // the message of a form's redirect
+}
+
+// actionError is an action refused, with its status.
+type actionError struct {
+	status int
+	msg    string
+}
+
+func (e *actionError) Error() string { return e.msg }
+
+func refuse(status int, format string, args ...any) error {
+	return &actionError{status, fmt.Sprintf(format, args...)}
+}
+
+// act runs an action and answers with the experiment (JSON) or a
+// redirect to its page (form).
+func (a *Admin) act(w http.ResponseWriter, r *http.Request, actor string) {
+	run := actions[r.PathValue("action")]
+	if run == nil {
+		a.fail(w, r, http.StatusNotFound, fmt.Sprintf("no action %q", r.PathValue("action")))
+		return
+	}
+	flag := r.PathValue("flag")
+	st, err := a.load(r.Context())
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if !a.known(st, flag) {
+		a.fail(w, r, http.StatusNotFound, fmt.Sprintf("no experiment %q", flag))
+		return
+	}
+	req := &request{ctx: experiments.WithActor(r.Context(), actor), r: r, st: st, x: a.detail(st, flag), meta: st.snap.Meta[flag]}
+	if err := run(a, req); err != nil {
+		var refused *actionError
+		switch {
+		case errors.As(err, &refused):
+			a.fail(w, r, refused.status, refused.msg)
+		case errors.Is(err, experiments.ErrInvalid):
+			a.fail(w, r, http.StatusBadRequest, err.Error())
+		default:
+			a.serverError(w, r, err)
+		}
+		return
+	}
+	a.log.Info("admin: "+r.PathValue("action"), "experiment", flag, "actor", actor)
+	if isForm(r) {
+		to := a.prefix + "/experiments/" + url.PathEscape(flag) + "?done=" + url.QueryEscape(req.done)
+		if r.PathValue("action") == "delete" {
+			to = a.prefix + "/?done=" + url.QueryEscape(req.done)
+		}
+		http.Redirect(w, r, to, http.StatusSeeOther)
+		return
+	}
+	if st, err = a.load(r.Context()); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.detail(st, flag))
+}
+
+// serverError logs err and answers 500 without its details.
+func (a *Admin) serverError(w http.ResponseWriter, r *http.Request, err error) {
+	a.log.Error("admin: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	a.fail(w, r, http.StatusInternalServerError, "the store failed; see the server's log")
+}
+
+// decode reads the action's body into v: JSON (unknown fields refused)
+// or, from a page, form fields that fill sets. An empty body leaves v as
+// it is.
+func (req *request) decode(v any, fields map[string]func(string) error) error {
+	if isForm(req.r) {
+		for name, set := range fields {
+			if _, ok := req.r.PostForm[name]; ok {
+				if err := set(strings.TrimSpace(req.r.PostForm.Get(name))); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, req.r.Body, maxBody))
+	if err != nil {
+		return refuse(http.StatusRequestEntityTooLarge, "body: %v", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 || v == nil {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return refuse(http.StatusBadRequest, "body: %v", err)
+	}
+	if dec.More() {
+		return refuse(http.StatusBadRequest, "body: more than one JSON value")
+	}
+	return nil
+}
+
+// text returns a form field's setter for a string.
+func text(p *string) func(string) error { return func(s string) error { *p = s; return nil } }
+
+// checkbox returns a form field's setter for a checkbox.
+func checkbox(p *bool) func(string) error {
+	return func(s string) error { *p = s != "" && s != "false" && s != "0"; return nil }
+}
+
+// list returns a form field's setter for a list separated by commas,
+// spaces or new lines.
+func list(p *[]string) func(string) error {
+	return func(s string) error {
+		*p = strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
+		return nil
+	}
+}
+
+// number returns a form field's setter for an int.
+func number(field string, p *int) func(string) error {
+	return func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return refuse(http.StatusBadRequest, "%s %q: not a whole number", field, s)
+		}
+		*p = n
+		return nil
+	}
+}
+
+// live refuses an action that changes who sees what in an archived
+// experiment or under a forced winner.
+func (req *request) live(winnerToo bool) error {
+	if req.x.Archived {
+		return refuse(http.StatusConflict, "experiment %s is archived: resume it first", req.x.Flag)
+	}
+	if winnerToo && req.x.Winner != nil {
+		return refuse(http.StatusConflict, "experiment %s has a forced winner (bucket %d): undo it first", req.x.Flag, *req.x.Winner)
+	}
+	return nil
+}
+
+func (a *Admin) turnOn(req *request) error  { return a.setMain(req, experiments.On(), "turned on") }
+func (a *Admin) turnOff(req *request) error { return a.setMain(req, experiments.Off(), "turned off") }
+
+func (a *Admin) setMain(req *request, r experiments.Rule, done string) error {
+	if err := req.decode(nil, nil); err != nil {
+		return err
+	}
+	if err := req.live(true); err != nil {
+		return err
+	}
+	req.done = done
+	return a.store.SetFlag(req.ctx, req.x.Flag, r)
+}
+
+// setRule sets the main flag's rule: everyone (true, false or null),
+// percent, authenticated, staff, superusers, users and groups.
+func (a *Admin) setRule(req *request) error {
+	var r experiments.Rule
+	err := req.decode(&r, map[string]func(string) error{
+		"percent": func(s string) error {
+			if s == "" {
+				r.Percent = 0
+				return nil
+			}
+			p, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				return refuse(http.StatusBadRequest, "percent %q: not a number", s)
+			}
+			r.Percent = p
+			return nil
+		},
+		"authenticated": checkbox(&r.Authenticated),
+		"staff":         checkbox(&r.Staff),
+		"superusers":    checkbox(&r.Superusers),
+		"users":         list(&r.Users),
+		"groups":        list(&r.Groups),
+	})
+	if err != nil {
+		return err
+	}
+	if err := req.live(true); err != nil {
+		return err
+	}
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	req.done = "rule saved"
+	return a.store.SetFlag(req.ctx, req.x.Flag, r)
+}
+
+// overrideBody is the body of course-override and org-override.
+type overrideBody struct {
+	CourseKey string `json:"course_key,omitempty"`
+	Org       string `json:"org,omitempty"`
+	State     string `json:"state"` // "on", "off" or "unset"
+}
+
+func parseState(s string) (experiments.State, error) {
+	switch s {
+	case "on":
+		return experiments.ForceOn, nil
+	case "off":
+		return experiments.ForceOff, nil
+	case "unset", "":
+		return experiments.Unset, nil
+	}
+	return 0, refuse(http.StatusBadRequest, "state %q: want on, off or unset", s)
+}
+
+func (a *Admin) courseOverride(req *request) error {
+	var b overrideBody
+	if err := req.decode(&b, map[string]func(string) error{"course_key": text(&b.CourseKey), "state": text(&b.State)}); err != nil {
+		return err
+	}
+	if b.Org != "" {
+		return refuse(http.StatusBadRequest, "org: not a field of course-override (use org-override)")
+	}
+	s, err := parseState(b.State)
+	if err != nil {
+		return err
+	}
+	if err := req.live(false); err != nil {
+		return err
+	}
+	req.done = "course override of " + b.CourseKey + " " + s.String()
+	return a.store.SetCourseOverride(req.ctx, req.x.Flag, b.CourseKey, s)
+}
+
+func (a *Admin) orgOverride(req *request) error {
+	var b overrideBody
+	if err := req.decode(&b, map[string]func(string) error{"org": text(&b.Org), "state": text(&b.State)}); err != nil {
+		return err
+	}
+	if b.CourseKey != "" {
+		return refuse(http.StatusBadRequest, "course_key: not a field of org-override (use course-override)")
+	}
+	s, err := parseState(b.State)
+	if err != nil {
+		return err
+	}
+	if err := req.live(false); err != nil {
+		return err
+	}
+	req.done = "org override of " + b.Org + " " + s.String()
+	return a.store.SetOrgOverride(req.ctx, req.x.Flag, b.Org, s)
+}
+
+// windowBody is the body of window: each bound a date ParseDate reads,
+// or "" for none.
+type windowBody struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+func (a *Admin) setWindow(req *request) error {
+	var b windowBody
+	if err := req.decode(&b, map[string]func(string) error{"start": text(&b.Start), "end": text(&b.End)}); err != nil {
+		return err
+	}
+	b.Start, b.End = strings.TrimSpace(b.Start), strings.TrimSpace(b.End)
+	if req.x.ExperimentID == nil {
+		return refuse(http.StatusConflict, "experiment %s has no experiment ID: declare its flag WithExperimentID (and list it in Config.Flags) to give it an enrollment window", req.x.Flag)
+	}
+	if err := checkWindow(b.Start, b.End); err != nil {
+		return refuse(http.StatusBadRequest, "%v", err)
+	}
+	if err := req.live(false); err != nil {
+		return err
+	}
+	id := *req.x.ExperimentID
+	req.done = "enrollment window saved"
+	for key, v := range map[string]string{experiments.EnrollmentStart: b.Start, experiments.EnrollmentEnd: b.End} {
+		if req.st.snap.ExperimentValues[id][key] == v {
+			continue
+		}
+		if err := a.store.SetExperimentValue(req.ctx, id, key, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// winnerBody is the body of winner.
+type winnerBody struct {
+	Bucket *int `json:"bucket"`
+}
+
+// ownFlags returns the experiment's flags set in the store: the main flag
+// and its bucket flags.
+func (req *request) ownFlags() []string {
+	var names []string
+	for name := range req.st.snap.Flags {
+		if main, _, ok := experiments.SplitBucketFlag(name); name == req.x.Flag || ok && main == req.x.Flag {
+			names = append(names, name)
+		}
+	}
+	slices.SortFunc(names, compareFlags)
+	return names
+}
+
+// forceWinner serves bucket i to everyone: the main flag on for everyone,
+// bucket flag i on for everyone, the other bucket flags off. The rules it
+// replaces are kept in the meta first, so that undo-winner restores them
+// even if a later write fails.
+func (a *Admin) forceWinner(req *request) error {
+	var b winnerBody
+	var bucket int
+	err := req.decode(&b, map[string]func(string) error{"bucket": func(s string) error {
+		b.Bucket = &bucket
+		return number("bucket", &bucket)(s)
+	}})
+	if err != nil {
+		return err
+	}
+	if b.Bucket == nil {
+		return refuse(http.StatusBadRequest, "bucket: missing")
+	}
+	i := *b.Bucket
+	if i < 0 || i >= req.x.Buckets {
+		return refuse(http.StatusBadRequest, "bucket %d: want 0 to %d", i, req.x.Buckets-1)
+	}
+	if err := req.live(false); err != nil {
+		return err
+	}
+	meta := req.meta
+	prev := make(map[string]experiments.Rule)
+	if meta.Winner != nil {
+		prev = meta.Winner.Previous // a new winner replaces the old one: keep the rules from before both
+	} else {
+		for _, name := range req.ownFlags() {
+			prev[name] = req.st.snap.Flags[name]
+		}
+	}
+	meta.Winner = &experiments.Winner{Bucket: i, Previous: prev}
+	if err := a.store.SetExperimentMeta(req.ctx, req.x.Flag, meta); err != nil {
+		return err
+	}
+	if err := a.store.SetFlag(req.ctx, req.x.Flag, experiments.On()); err != nil {
+		return err
+	}
+	winner := req.x.Flag + "." + strconv.Itoa(i)
+	if err := a.store.SetFlag(req.ctx, winner, experiments.On()); err != nil {
+		return err
+	}
+	for _, name := range req.ownFlags() {
+		if name != req.x.Flag && name != winner {
+			if err := a.store.SetFlag(req.ctx, name, experiments.Off()); err != nil {
+				return err
+			}
+		}
+	}
+	req.done = "bucket " + strconv.Itoa(i) + " forced on everyone"
+	return nil
+}
+
+// undoWinner restores the rules a winner replaced, then drops it.
+func (a *Admin) undoWinner(req *request) error {
+	if err := req.decode(nil, nil); err != nil {
+		return err
+	}
+	if req.x.Archived {
+		return refuse(http.StatusConflict, "experiment %s is archived: resume it first", req.x.Flag)
+	}
+	meta := req.meta
+	if meta.Winner == nil {
+		return refuse(http.StatusConflict, "experiment %s has no forced winner", req.x.Flag)
+	}
+	names := req.ownFlags()
+	for name := range meta.Winner.Previous {
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	for _, name := range names {
+		old, had := meta.Winner.Previous[name]
+		cur, has := req.st.snap.Flags[name]
+		switch {
+		case had && (!has || !reflect.DeepEqual(old, cur)):
+			if err := a.store.SetFlag(req.ctx, name, old); err != nil {
+				return err
+			}
+		case !had && has:
+			if err := a.store.DeleteFlag(req.ctx, name); err != nil {
+				return err
+			}
+		}
+	}
+	meta.Winner = nil
+	req.done = "winner undone"
+	return a.store.SetExperimentMeta(req.ctx, req.x.Flag, meta)
+}
+
+// archive takes a stopped experiment (off, or with a winner) off the live
+// list.
+func (a *Admin) archive(req *request) error {
+	if err := req.decode(nil, nil); err != nil {
+		return err
+	}
+	req.done = "archived"
+	if req.meta.Archived {
+		return nil
+	}
+	if s := req.x.Status; s == StatusOn || s == StatusTargeted {
+		return refuse(http.StatusConflict, "experiment %s is %s: turn it off or force a winner before archiving it", req.x.Flag, s)
+	}
+	meta := req.meta
+	meta.Archived = true
+	return a.store.SetExperimentMeta(req.ctx, req.x.Flag, meta)
+}
+
+// resume puts an archived experiment back on the live list.
+func (a *Admin) resume(req *request) error {
+	if err := req.decode(nil, nil); err != nil {
+		return err
+	}
+	req.done = "resumed"
+	if !req.meta.Archived {
+		return nil
+	}
+	meta := req.meta
+	meta.Archived = false
+	return a.store.SetExperimentMeta(req.ctx, req.x.Flag, meta)
+}
+
+// deleteBody is the body of delete: confirm repeats the flag's name.
+type deleteBody struct {
+	Confirm string `json:"confirm"`
+}
+
+// delete removes an archived experiment's configuration: its flags, their
+// overrides, its experiment values and its meta. Exposures and
+// conversions stay.
+func (a *Admin) delete(req *request) error {
+	var b deleteBody
+	if err := req.decode(&b, map[string]func(string) error{"confirm": text(&b.Confirm)}); err != nil {
+		return err
+	}
+	if !req.x.Archived {
+		return refuse(http.StatusConflict, "experiment %s is not archived: archive it before deleting it", req.x.Flag)
+	}
+	if b.Confirm != req.x.Flag {
+		return refuse(http.StatusBadRequest, "confirm %q: type the experiment's name, %s, to delete it", b.Confirm, req.x.Flag)
+	}
+	for _, name := range req.ownFlags() {
+		if err := a.store.DeleteFlag(req.ctx, name); err != nil {
+			return err
+		}
+	}
+	for _, o := range req.x.CourseOverrides {
+		if err := a.store.SetCourseOverride(req.ctx, o.Flag, o.Key, experiments.Unset); err != nil {
+			return err
+		}
+	}
+	for _, o := range req.x.OrgOverrides {
+		if err := a.store.SetOrgOverride(req.ctx, o.Flag, o.Key, experiments.Unset); err != nil {
+			return err
+		}
+	}
+	if id := req.x.ExperimentID; id != nil {
+		for key := range req.st.snap.ExperimentValues[*id] {
+			if err := a.store.SetExperimentValue(req.ctx, *id, key, ""); err != nil {
+				return err
+			}
+		}
+	}
+	req.done = "experiment " + req.x.Flag + " deleted"
+	// Last, so that a failure above leaves it archived, to delete again.
+	return a.store.SetExperimentMeta(req.ctx, req.x.Flag, experiments.ExperimentMeta{})
+}
+
+// notesBody is the body of notes.
+type notesBody struct {
+	Notes string `json:"notes"`
+}
+
+func (a *Admin) setNotes(req *request) error {
+	var b notesBody
+	if err := req.decode(&b, map[string]func(string) error{"notes": func(s string) error { b.Notes = s; return nil }}); err != nil {
+		return err
+	}
+	b.Notes = strings.ReplaceAll(b.Notes, "\r\n", "\n")
+	meta := req.meta
+	meta.Notes = b.Notes
+	req.done = "notes saved"
+	if err := meta.Validate(req.x.Flag); err != nil {
+		return err
+	}
+	return a.store.SetExperimentMeta(req.ctx, req.x.Flag, meta)
+}
