@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -18,6 +20,8 @@ import (
 
 	"github.com/abkit/experiments"
 	"github.com/abkit/experiments/admin"
+	"github.com/abkit/experiments/internal/pgtest"
+	"github.com/abkit/experiments/sqlstore"
 )
 
 var (
@@ -42,19 +46,56 @@ func authorize(r *http.Request) (string, admin.Permission) {
 	return p.actor, p.p
 }
 
-// site is a dashboard on a MemStore behind an httptest server.
+// testStore is a store the tests seed and record into.
+type testStore interface {
+	admin.Store
+	experiments.Recorder
+	SetGoal(ctx context.Context, g experiments.Goal) error
+}
+
+// stores are the stores the dashboard is tested on.
+var stores = []struct {
+	name string
+	open func(t *testing.T) testStore
+}{
+	{"MemStore", func(*testing.T) testStore { return experiments.NewMemStore() }},
+	{"sqlstore", func(t *testing.T) testStore {
+		s, err := sqlstore.OpenWith(t.Context(), pgtest.DSN(), sqlstore.WithSchema(pgtest.Schema(t, "exptest_admin_")),
+			sqlstore.WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}},
+}
+
+// onEveryStore runs test on a site on each store.
+func onEveryStore(t *testing.T, cfg admin.Config, test func(t *testing.T, s *site)) {
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			test(t, newSiteOn(t, st.open(t), cfg))
+		})
+	}
+}
+
+// site is a dashboard on a store behind an httptest server.
 type site struct {
 	t      *testing.T
-	store  *experiments.MemStore
+	store  testStore
 	srv    *httptest.Server
 	client *http.Client
 	user   string // the X-Test-User of requests
 	token  string
 }
 
+// newSite returns a site on a MemStore.
 func newSite(t *testing.T, cfg admin.Config) *site {
+	return newSiteOn(t, experiments.NewMemStore(), cfg)
+}
+
+func newSiteOn(t *testing.T, store testStore, cfg admin.Config) *site {
 	t.Helper()
-	store := experiments.NewMemStore()
 	ctx := t.Context()
 	if err := errorsJoin(
 		store.SetFlag(ctx, upgrade.Name(), experiments.On()),
@@ -65,8 +106,9 @@ func newSite(t *testing.T, cfg admin.Config) *site {
 	); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Store == nil {
-		cfg.Store = store
+	cfg.Store = store
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Flags == nil {
 		cfg.Flags = []*experiments.ExperimentFlag{upgrade, outline}
@@ -207,50 +249,50 @@ var routes = []struct{ method, path, body string }{
 // change: nothing is shown or changed, whatever the route.
 func TestOnlyAuthorizedUsersReadOrChange(t *testing.T) {
 	for _, tc := range []struct {
-		name, user       string
-		readStatus       int
-		changeStatus     int
-		wantPrivateBytes bool // the body may show experiments
+		name, user   string
+		readStatus   int
+		changeStatus int
 	}{
-		{"nok, anonymous", "", http.StatusUnauthorized, http.StatusUnauthorized, false},
-		{"nok, learner", "learner", http.StatusForbidden, http.StatusForbidden, false},
-		{"ok, viewer reads but does not change", "viewer", http.StatusOK, http.StatusForbidden, true},
+		{"nok, anonymous", "", http.StatusUnauthorized, http.StatusUnauthorized},
+		{"nok, learner", "learner", http.StatusForbidden, http.StatusForbidden},
+		{"ok, viewer reads but does not change", "viewer", http.StatusOK, http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newSite(t, admin.Config{})
-			staffToken := s.csrf() // a valid token: refusals are not about CSRF
-			before := s.store.Snapshot
-			snap0, _ := before(t.Context())
-			s.user = tc.user
-			for _, r := range routes {
-				var body io.Reader
-				if r.body != "" {
-					body = strings.NewReader(r.body)
-				}
-				code, resp, _ := s.do(r.method, r.path, "application/json", body, "X-CSRF-Token", staffToken)
-				want := tc.readStatus
-				if r.method == "POST" {
-					want = tc.changeStatus
-				}
-				if code != want {
-					t.Errorf("%s %s: status %d, want %d (%s)", r.method, r.path, code, want, resp)
-				}
-				if want != http.StatusOK && strings.Contains(resp, "upgrade_button") && strings.Contains(r.path, "/api/") {
-					t.Errorf("%s %s: refused, but the body names the experiment: %s", r.method, r.path, resp)
-				}
-				if want != http.StatusOK && strings.HasPrefix(r.path, "/admin/api/") {
-					if status, _ := apiError(t, resp); status != want {
-						t.Errorf("%s %s: error body status %d, want %d", r.method, r.path, status, want)
+			onEveryStore(t, admin.Config{}, func(t *testing.T, s *site) {
+				staffToken := s.csrf() // a valid token: refusals are not about CSRF
+				before := s.store.Snapshot
+				snap0, _ := before(t.Context())
+				s.user = tc.user
+				for _, r := range routes {
+					var body io.Reader
+					if r.body != "" {
+						body = strings.NewReader(r.body)
+					}
+					code, resp, _ := s.do(r.method, r.path, "application/json", body, "X-CSRF-Token", staffToken)
+					want := tc.readStatus
+					if r.method == "POST" {
+						want = tc.changeStatus
+					}
+					if code != want {
+						t.Errorf("%s %s: status %d, want %d (%s)", r.method, r.path, code, want, resp)
+					}
+					if want != http.StatusOK && strings.Contains(resp, "upgrade_button") && strings.Contains(r.path, "/api/") {
+						t.Errorf("%s %s: refused, but the body names the experiment: %s", r.method, r.path, resp)
+					}
+					if want != http.StatusOK && strings.HasPrefix(r.path, "/admin/api/") {
+						if status, _ := apiError(t, resp); status != want {
+							t.Errorf("%s %s: error body status %d, want %d", r.method, r.path, status, want)
+						}
 					}
 				}
-			}
-			snap1, _ := s.store.Snapshot(t.Context())
-			if !reflect.DeepEqual(snap0.Data(), snap1.Data()) {
-				t.Errorf("the store changed")
-			}
-			if h, _ := s.store.History(t.Context(), experiments.HistoryQuery{Flag: upgrade.Name()}); len(h) != 2 {
-				t.Errorf("history holds %d changes, want the 2 of the set-up", len(h))
-			}
+				snap1, _ := s.store.Snapshot(t.Context())
+				if !reflect.DeepEqual(snap0.Data(), snap1.Data()) {
+					t.Errorf("the store changed")
+				}
+				if h, _ := s.store.History(t.Context(), experiments.HistoryQuery{Flag: upgrade.Name()}); len(h) != 2 {
+					t.Errorf("history holds %d changes, want the 2 of the set-up", len(h))
+				}
+			})
 		})
 	}
 }
@@ -334,7 +376,10 @@ func TestCSRFCookieIsHttpOnlyAndStrict(t *testing.T) {
 }
 
 func TestActionsChangeTheStoreAndTheAuditNamesTheActor(t *testing.T) {
-	s := newSite(t, admin.Config{})
+	onEveryStore(t, admin.Config{}, testActions)
+}
+
+func testActions(t *testing.T, s *site) {
 	flag := upgrade.Name()
 	u := experiments.User{ID: "42", Username: "zoe"}
 
@@ -405,7 +450,10 @@ func TestActionsChangeTheStoreAndTheAuditNamesTheActor(t *testing.T) {
 }
 
 func TestWinnerIsForcedOnEveryoneAndUndone(t *testing.T) {
-	s := newSite(t, admin.Config{})
+	onEveryStore(t, admin.Config{}, testWinner)
+}
+
+func testWinner(t *testing.T, s *site) {
 	flag := outline.Name()
 	learner := experiments.User{ID: "7", Username: "learner7"}
 	staff := experiments.User{ID: "8", Username: "staff8", Staff: true}
@@ -460,7 +508,10 @@ func TestWinnerIsForcedOnEveryoneAndUndone(t *testing.T) {
 }
 
 func TestArchiveResumeAndDelete(t *testing.T) {
-	s := newSite(t, admin.Config{})
+	onEveryStore(t, admin.Config{}, testArchive)
+}
+
+func testArchive(t *testing.T, s *site) {
 	flag := upgrade.Name()
 	code, body := s.action(flag, "archive", nil)
 	if code != http.StatusConflict || !strings.Contains(body, "turn it off or force a winner") {
@@ -509,7 +560,10 @@ func TestArchiveResumeAndDelete(t *testing.T) {
 }
 
 func TestBadInputIsRefusedWithAJSONError(t *testing.T) {
-	s := newSite(t, admin.Config{})
+	onEveryStore(t, admin.Config{}, testBadInput)
+}
+
+func testBadInput(t *testing.T, s *site) {
 	for _, tc := range []struct {
 		name, flag, action, body string
 		status                   int
@@ -692,6 +746,67 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := admin.New(tc.prefix, tc.cfg); err == nil {
 				t.Fatal("New succeeded")
+			}
+		})
+	}
+}
+
+// brokenStore fails its snapshots, or its writes of flags.
+type brokenStore struct {
+	testStore
+	snapshots, writes bool
+}
+
+var errBroken = errors.New("connection refused")
+
+func (b brokenStore) Snapshot(ctx context.Context) (*experiments.Snapshot, error) {
+	if b.snapshots {
+		return nil, errBroken
+	}
+	return b.testStore.Snapshot(ctx)
+}
+
+func (b brokenStore) SetFlag(ctx context.Context, name string, r experiments.Rule) error {
+	if b.writes {
+		return errBroken
+	}
+	return b.testStore.SetFlag(ctx, name, r)
+}
+
+func TestStoreFailuresGive500WithoutDetails(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		snapshots, writes bool
+		method, path      string
+	}{
+		{"nok, snapshot fails on the list", true, false, "GET", "/admin/api/experiments"},
+		{"nok, snapshot fails on a page", true, false, "GET", "/admin/"},
+		{"nok, a write fails", false, true, "POST", "/admin/api/experiments/course_experience.upgrade_button/off"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := experiments.NewMemStore()
+			s := newSiteOn(t, brokenStore{testStore: store}, admin.Config{})
+			token := s.csrf()
+			var logs bytes.Buffer
+			broken := brokenStore{testStore: store, snapshots: tc.snapshots, writes: tc.writes}
+			dash, err := admin.New("/admin", admin.Config{Store: broken, Authorize: authorize, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := httptest.NewRequest(tc.method, tc.path, nil)
+			req.Header.Set("X-Test-User", "staff")
+			req.Header.Set("X-CSRF-Token", token)
+			req.AddCookie(&http.Cookie{Name: "experiments_admin_csrf", Value: token})
+			w := httptest.NewRecorder()
+			dash.ServeHTTP(w, req)
+			if w.Code != http.StatusInternalServerError {
+				t.Fatalf("status %d, want 500: %s", w.Code, w.Body)
+			}
+			if strings.Contains(w.Body.String(), errBroken.Error()) {
+				t.Errorf("the response shows the store's error: %s", w.Body)
+			}
+			if !strings.Contains(logs.String(), errBroken.Error()) {
+				t.Errorf("the log lacks the store's error: %s", logs.String())
 			}
 		})
 	}
