@@ -17,6 +17,22 @@ import (
 	"github.com/abkit/experiments"
 )
 
+// doneMessages are what a page says after a form's action.
+var doneMessages = map[string]string{
+	"on":              "turned on for everyone",
+	"off":             "turned off",
+	"rule":            "rule saved",
+	"course-override": "course overrides saved",
+	"org-override":    "org overrides saved",
+	"window":          "enrollment window saved",
+	"winner":          "winner forced on everyone",
+	"undo-winner":     "winner undone, previous rules restored",
+	"archive":         "archived",
+	"resume":          "resumed",
+	"delete":          "experiment deleted",
+	"notes":           "notes saved",
+}
+
 // Actions, each POST {prefix}/api/experiments/{flag}/{action} with a
 // JSON body (or the same fields as an HTML form).
 var actions = map[string]func(*Admin, *request) error{
@@ -41,7 +57,6 @@ type request struct {
 	st   *state
 	x    Detail
 	meta experiments.ExperimentMeta
-	done string // the message of a form's redirect
 }
 
 // actionError is an action refused, with its status.
@@ -89,9 +104,11 @@ func (a *Admin) act(w http.ResponseWriter, r *http.Request, actor string) {
 	}
 	a.log.Info("admin: "+r.PathValue("action"), "experiment", flag, "actor", actor)
 	if isForm(r) {
-		to := a.prefix + "/experiments/" + url.PathEscape(flag) + "?done=" + url.QueryEscape(req.done)
+		// The page says what was done from a fixed message per action:
+		// nothing a link could make it say.
+		to := a.prefix + "/experiments/" + url.PathEscape(flag) + "?done=" + r.PathValue("action")
 		if r.PathValue("action") == "delete" {
-			to = a.prefix + "/?done=" + url.QueryEscape(req.done)
+			to = a.prefix + "/?done=delete"
 		}
 		http.Redirect(w, r, to, http.StatusSeeOther)
 		return
@@ -182,17 +199,16 @@ func (req *request) live(winnerToo bool) error {
 	return nil
 }
 
-func (a *Admin) turnOn(req *request) error  { return a.setMain(req, experiments.On(), "turned on") }
-func (a *Admin) turnOff(req *request) error { return a.setMain(req, experiments.Off(), "turned off") }
+func (a *Admin) turnOn(req *request) error  { return a.setMain(req, experiments.On()) }
+func (a *Admin) turnOff(req *request) error { return a.setMain(req, experiments.Off()) }
 
-func (a *Admin) setMain(req *request, r experiments.Rule, done string) error {
+func (a *Admin) setMain(req *request, r experiments.Rule) error {
 	if err := req.decode(nil, nil); err != nil {
 		return err
 	}
 	if err := req.live(true); err != nil {
 		return err
 	}
-	req.done = done
 	return a.store.SetFlag(req.ctx, req.x.Flag, r)
 }
 
@@ -228,7 +244,6 @@ func (a *Admin) setRule(req *request) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	req.done = "rule saved"
 	return a.store.SetFlag(req.ctx, req.x.Flag, r)
 }
 
@@ -266,7 +281,6 @@ func (a *Admin) courseOverride(req *request) error {
 	if err := req.live(false); err != nil {
 		return err
 	}
-	req.done = "course override of " + b.CourseKey + " " + s.String()
 	return a.store.SetCourseOverride(req.ctx, req.x.Flag, b.CourseKey, s)
 }
 
@@ -285,7 +299,6 @@ func (a *Admin) orgOverride(req *request) error {
 	if err := req.live(false); err != nil {
 		return err
 	}
-	req.done = "org override of " + b.Org + " " + s.String()
 	return a.store.SetOrgOverride(req.ctx, req.x.Flag, b.Org, s)
 }
 
@@ -312,7 +325,6 @@ func (a *Admin) setWindow(req *request) error {
 		return err
 	}
 	id := *req.x.ExperimentID
-	req.done = "enrollment window saved"
 	for key, v := range map[string]string{experiments.EnrollmentStart: b.Start, experiments.EnrollmentEnd: b.End} {
 		if req.st.snap.ExperimentValues[id][key] == v {
 			continue
@@ -393,7 +405,6 @@ func (a *Admin) forceWinner(req *request) error {
 			}
 		}
 	}
-	req.done = "bucket " + strconv.Itoa(i) + " forced on everyone"
 	return nil
 }
 
@@ -430,7 +441,6 @@ func (a *Admin) undoWinner(req *request) error {
 		}
 	}
 	meta.Winner = nil
-	req.done = "winner undone"
 	return a.store.SetExperimentMeta(req.ctx, req.x.Flag, meta)
 }
 
@@ -440,7 +450,6 @@ func (a *Admin) archive(req *request) error {
 	if err := req.decode(nil, nil); err != nil {
 		return err
 	}
-	req.done = "archived"
 	if req.meta.Archived {
 		return nil
 	}
@@ -457,7 +466,6 @@ func (a *Admin) resume(req *request) error {
 	if err := req.decode(nil, nil); err != nil {
 		return err
 	}
-	req.done = "resumed"
 	if !req.meta.Archived {
 		return nil
 	}
@@ -507,7 +515,6 @@ func (a *Admin) delete(req *request) error {
 			}
 		}
 	}
-	req.done = "experiment " + req.x.Flag + " deleted"
 	// Last, so that a failure above leaves it archived, to delete again.
 	return a.store.SetExperimentMeta(req.ctx, req.x.Flag, experiments.ExperimentMeta{})
 }
@@ -525,7 +532,6 @@ func (a *Admin) setNotes(req *request) error {
 	b.Notes = strings.ReplaceAll(b.Notes, "\r\n", "\n")
 	meta := req.meta
 	meta.Notes = b.Notes
-	req.done = "notes saved"
 	if err := meta.Validate(req.x.Flag); err != nil {
 		return err
 	}

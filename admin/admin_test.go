@@ -630,6 +630,10 @@ func TestOutputIsEscaped(t *testing.T) {
 	if !strings.Contains(page, "&lt;script&gt;") {
 		t.Errorf("the page lacks the escaped notes")
 	}
+	_, page, _ = s.do("GET", "/admin/experiments/"+upgrade.Name()+"?done=Experiment+deleted.+Call+555", "", nil)
+	if strings.Contains(page, "Call 555") || strings.Contains(page, "Done:") {
+		t.Errorf("the page says what a link told it to")
+	}
 	if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "script-src") {
 		t.Errorf("Content-Security-Policy %q", csp)
 	}
@@ -676,6 +680,14 @@ func TestPagesListAndShowExperiments(t *testing.T) {
 		t.Errorf("participants %v (total %d), want [20 20]", d.Participants, d.Total)
 	}
 
+	if err := s.store.(*experiments.MemStore).DeleteGoal(ctx, "upgrade"); err != nil {
+		t.Fatal(err)
+	}
+	_, page, _ = s.do("GET", "/admin/experiments/"+upgrade.Name(), "", nil)
+	if !strings.Contains(page, "Participants per bucket") || !strings.Contains(page, "no goals") {
+		t.Errorf("without goals, the page lacks the participants chart or says nothing of goals")
+	}
+
 	s.user = "viewer"
 	_, page, _ = s.do("GET", "/admin/experiments/"+upgrade.Name(), "", nil)
 	if strings.Contains(page, "<form") {
@@ -695,8 +707,12 @@ func TestFormsActAndRedirectToThePage(t *testing.T) {
 	if got := s.decide(upgrade, experiments.User{ID: "9", Username: "n"}); got != 1 {
 		t.Errorf("bucket %d after the form's winner, want 1", got)
 	}
+	_, page, _ := s.do("GET", h.Get("Location"), "", nil)
+	if !strings.Contains(page, "Done: winner forced on everyone.") {
+		t.Errorf("the page after the redirect does not say what was done")
+	}
 	form = url.Values{"csrf_token": {token}, "percent": {"abc"}}
-	code, page, _ := s.do("POST", "/admin/api/experiments/"+outline.Name()+"/rule", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+	code, page, _ = s.do("POST", "/admin/api/experiments/"+outline.Name()+"/rule", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
 	if code != http.StatusBadRequest || !strings.Contains(page, "percent &#34;abc&#34;: not a number") {
 		t.Errorf("form with a bad percent: %d\n%s", code, page)
 	}

@@ -115,7 +115,7 @@ func (a *Admin) render(w http.ResponseWriter, r *http.Request, status int, name 
 
 func (a *Admin) page(r *http.Request, actor, title string) page {
 	_, p := a.authorize(r)
-	return page{Prefix: a.prefix, Title: title, Actor: actor, Change: p >= Change, Token: tokenOf(r), Done: r.URL.Query().Get("done")}
+	return page{Prefix: a.prefix, Title: title, Actor: actor, Change: p >= Change, Token: tokenOf(r), Done: doneMessages[r.URL.Query().Get("done")]}
 }
 
 func (a *Admin) listPage(w http.ResponseWriter, r *http.Request, actor string) {
@@ -167,6 +167,14 @@ func (a *Admin) experimentPage(w http.ResponseWriter, r *http.Request, actor str
 		}
 		if ch := rateChart(rep.Goal.Name, rep.Series); ch != nil {
 			data.Rates = append(data.Rates, ch)
+		}
+	}
+	if data.Participants == nil && a.results != nil && len(x.Courses) > 0 {
+		// No goal to report on: the participants alone.
+		q := results.Query{Experiment: results.Experiment{Flag: flag, CourseKey: data.Results.CourseKey},
+			Goal: experiments.Goal{Name: "participants"}, Buckets: x.Buckets}
+		if rep, err := results.Build(r.Context(), a.results, q); err == nil {
+			data.Participants = participantsChart(rep.Series)
 		}
 	}
 	var err error
