@@ -3,6 +3,7 @@ package experiments
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -54,6 +55,41 @@ func (r Rule) Validate() error {
 		}
 	}
 	return nil
+}
+
+// String says in words who r turns a flag on for: "on for everyone",
+// "off for everyone", "on for staff, users [ann bob], 20% of signed-in
+// users", or "off (empty rule)" for a rule that matches nobody.
+func (r Rule) String() string {
+	if r.Everyone != nil {
+		if *r.Everyone {
+			return "on for everyone"
+		}
+		return "off for everyone"
+	}
+	var who []string
+	if r.Authenticated {
+		who = append(who, "signed-in users")
+	}
+	if r.Staff {
+		who = append(who, "staff")
+	}
+	if r.Superusers {
+		who = append(who, "superusers")
+	}
+	if len(r.Users) > 0 {
+		who = append(who, "users ["+strings.Join(r.Users, " ")+"]")
+	}
+	if len(r.Groups) > 0 {
+		who = append(who, "groups ["+strings.Join(r.Groups, " ")+"]")
+	}
+	if r.Percent > 0 {
+		who = append(who, strconv.FormatFloat(r.Percent, 'f', -1, 64)+"% of signed-in users")
+	}
+	if len(who) == 0 {
+		return "off (empty rule)"
+	}
+	return "on for " + strings.Join(who, ", ")
 }
 
 // clone returns r with its own copies of the slices and pointer.

@@ -417,3 +417,21 @@ func TestRuleValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestRuleStringSaysWhoItIsOnFor(t *testing.T) {
+	for _, tc := range []struct {
+		rule experiments.Rule
+		want string
+	}{
+		{experiments.On(), "on for everyone"},
+		{experiments.Off(), "off for everyone"},
+		{experiments.Rule{}, "off (empty rule)"},
+		{experiments.Rule{Staff: true, Percent: 20}, "on for staff, 20% of signed-in users"},
+		{experiments.Rule{Authenticated: true, Superusers: true, Users: []string{"ann", "bob"}, Groups: []string{"beta"}, Percent: 0.5},
+			"on for signed-in users, superusers, users [ann bob], groups [beta], 0.5% of signed-in users"},
+	} {
+		if got := tc.rule.String(); got != tc.want {
+			t.Errorf("%+v.String() = %q, want %q", tc.rule, got, tc.want)
+		}
+	}
+}

@@ -267,30 +267,25 @@ func parseState(s string) (experiments.State, error) {
 }
 
 func (a *Admin) courseOverride(req *request) error {
-	var b overrideBody
-	if err := req.decode(&b, map[string]func(string) error{"course_key": text(&b.CourseKey), "state": text(&b.State)}); err != nil {
-		return err
-	}
-	if b.Org != "" {
-		return refuse(http.StatusBadRequest, "org: not a field of course-override (use org-override)")
-	}
-	s, err := parseState(b.State)
-	if err != nil {
-		return err
-	}
-	if err := req.live(false); err != nil {
-		return err
-	}
-	return a.store.SetCourseOverride(req.ctx, req.x.Flag, b.CourseKey, s)
+	return a.override(req, "course_key", "org", a.store.SetCourseOverride)
 }
 
 func (a *Admin) orgOverride(req *request) error {
+	return a.override(req, "org", "course_key", a.store.SetOrgOverride)
+}
+
+// override sets or removes a course or org override of the main flag:
+// field names the key in the body, other is the field of the other kind,
+// refused.
+func (a *Admin) override(req *request, field, other string,
+	set func(ctx context.Context, name, key string, s experiments.State) error) error {
 	var b overrideBody
-	if err := req.decode(&b, map[string]func(string) error{"org": text(&b.Org), "state": text(&b.State)}); err != nil {
+	key := map[string]*string{"course_key": &b.CourseKey, "org": &b.Org}
+	if err := req.decode(&b, map[string]func(string) error{field: text(key[field]), "state": text(&b.State)}); err != nil {
 		return err
 	}
-	if b.CourseKey != "" {
-		return refuse(http.StatusBadRequest, "course_key: not a field of org-override (use course-override)")
+	if *key[other] != "" {
+		return refuse(http.StatusBadRequest, "%s: not a field of %s-override", other, strings.TrimSuffix(field, "_key"))
 	}
 	s, err := parseState(b.State)
 	if err != nil {
@@ -299,7 +294,7 @@ func (a *Admin) orgOverride(req *request) error {
 	if err := req.live(false); err != nil {
 		return err
 	}
-	return a.store.SetOrgOverride(req.ctx, req.x.Flag, b.Org, s)
+	return set(req.ctx, req.x.Flag, *key[field], s)
 }
 
 // windowBody is the body of window: each bound a date ParseDate reads,

@@ -190,33 +190,5 @@ func ruleText(r *experiments.Rule) string {
 	if r == nil {
 		return "not set (off)"
 	}
-	if r.Everyone != nil {
-		if *r.Everyone {
-			return "everyone"
-		}
-		return "nobody"
-	}
-	var parts []string
-	if r.Authenticated {
-		parts = append(parts, "signed-in users")
-	}
-	if r.Staff {
-		parts = append(parts, "staff")
-	}
-	if r.Superusers {
-		parts = append(parts, "superusers")
-	}
-	if len(r.Users) > 0 {
-		parts = append(parts, "users "+strings.Join(r.Users, ", "))
-	}
-	if len(r.Groups) > 0 {
-		parts = append(parts, "groups "+strings.Join(r.Groups, ", "))
-	}
-	if r.Percent > 0 {
-		parts = append(parts, strconv.FormatFloat(r.Percent, 'f', -1, 64)+"% of signed-in users")
-	}
-	if len(parts) == 0 {
-		return "nobody"
-	}
-	return strings.Join(parts, "; ")
+	return r.String()
 }

@@ -215,7 +215,7 @@ func (l listing) writeText(w io.Writer) {
 			}
 			rule := "not configured"
 			if e.Rule != nil {
-				rule = ruleText(*e.Rule)
+				rule = e.Rule.String()
 			}
 			rows = append(rows, []string{e.Flag, courseText(e.CourseKey),
 				strconv.FormatInt(e.Participants, 10), strings.Join(counts, ", "), rule})
@@ -226,7 +226,7 @@ func (l listing) writeText(w io.Writer) {
 		fmt.Fprintln(w)
 		rows := [][]string{{"flag without exposures", "rule"}}
 		for _, f := range l.Unexposed {
-			rows = append(rows, []string{f.Flag, ruleText(f.Rule)})
+			rows = append(rows, []string{f.Flag, f.Rule.String()})
 		}
 		writeTable(w, rows)
 	}
@@ -248,46 +248,6 @@ func courseText(key string) string {
 		return "-"
 	}
 	return key
-}
-
-// ruleText sums r up: who the flag is on for.
-func ruleText(r experiments.Rule) string {
-	if r.Everyone != nil {
-		if *r.Everyone {
-			return "on for everyone"
-		}
-		return "off for everyone"
-	}
-	var who []string
-	if r.Authenticated {
-		who = append(who, "signed-in users")
-	}
-	if r.Staff {
-		who = append(who, "staff")
-	}
-	if r.Superusers {
-		who = append(who, "superusers")
-	}
-	if n := len(r.Users); n > 0 {
-		who = append(who, plural(n, "user"))
-	}
-	if n := len(r.Groups); n > 0 {
-		who = append(who, plural(n, "group"))
-	}
-	if r.Percent > 0 {
-		who = append(who, strconv.FormatFloat(r.Percent, 'f', -1, 64)+"% of signed-in users")
-	}
-	if len(who) == 0 {
-		return "off (empty rule)"
-	}
-	return "on for " + strings.Join(who, ", ")
-}
-
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 // goalText says how g counts.
