@@ -203,6 +203,13 @@ func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, track boo
 	if b, ok := st.cached(f, courseKey); ok {
 		return Decision{Bucket: b, Reason: ReasonCached}
 	}
+	if err := checkCourseKey(courseKey); err != nil {
+		// A course key that no store would accept (control characters,
+		// not UTF-8) is no course either, and would reach session marks,
+		// events and exposures. Such a key is never cached, so checking
+		// it after the cache costs cached calls nothing.
+		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)}
+	}
 	// A custom Store, Enrollments or session store that panics gives
 	// control, like any failure.
 	defer func() {

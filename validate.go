@@ -100,6 +100,18 @@ func checkText(field, s string, max int) error {
 	return nil
 }
 
+// checkCourseKey checks the course key of a decision: "" (no course) or
+// text that stores accept (checkText), without allocating when it is
+// printable ASCII.
+func checkCourseKey(k string) error {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 0x20 || c >= 0x7f {
+			return checkText("course key", k, maxNameLen)
+		}
+	}
+	return nil
+}
+
 // ValidateCourseOverride checks the arguments of SetCourseOverride as
 // stores accept them. The error wraps ErrInvalid and names the field.
 func ValidateCourseOverride(name, courseKey string, s State) error {

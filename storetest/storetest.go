@@ -228,6 +228,7 @@ var (
 	flagOff = want{reason: experiments.ReasonFlagOff}
 	outside = want{reason: experiments.ReasonOutsideWindow}
 	badDate = want{reason: experiments.ReasonBadWindow}
+	refused = want{reason: experiments.ReasonError} // a course key no store accepts: ErrInvalid
 )
 
 func forced(i int) want { return want{bucket: i, reason: experiments.ReasonForced} }
@@ -261,6 +262,8 @@ func (f *fixture) checkDecision(flag *experiments.ExperimentFlag, u experiments.
 	switch {
 	case w.reason == experiments.ReasonBadWindow:
 		ok = ok && errors.Is(d.Err, experiments.ErrBadWindow)
+	case w.reason == experiments.ReasonError:
+		ok = ok && errors.Is(d.Err, experiments.ErrInvalid)
 	default:
 		ok = ok && d.Err == nil
 	}
@@ -702,8 +705,8 @@ func testWindow(t *testing.T, newStore func(*testing.T) Store) {
 		{"ok, another experiment's window does not apply", []write{on, value(windowID+1, experiments.EnrollmentStart, "9999-01-06")}, courseA, hashed},
 		{"ok, the window does not apply without a course", []write{on, start("9999-01-06")}, "", hashed},
 		{"nok, the window comes after the main flag", []write{setFlag(windowFlag.Name(), experiments.Off()), start("not-a-date")}, courseA, flagOff},
-		{"ok, a course key no store can hold is not enrolled", []write{on, start("2012-01-06")}, "course-v1:edX+DemoX+2024\x00", hashed},
-		{"ok, a course key that is not UTF-8 is not enrolled", []write{on, start("2012-01-06")}, "course-v1:edX+DemoX+\xff", hashed},
+		{"nok, a course key no store can hold gives control", []write{on, start("2012-01-06")}, "course-v1:edX+DemoX+2024\x00", refused},
+		{"nok, a course key that is not UTF-8 gives control", []write{on, start("2012-01-06")}, "course-v1:edX+DemoX+\xff", refused},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
