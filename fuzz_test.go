@@ -2,6 +2,7 @@ package experiments_test
 
 import (
 	"errors"
+	"math"
 	"regexp"
 	"strings"
 	"testing"
@@ -109,12 +110,21 @@ func bucketSeeds(f *testing.F) {
 	f.Add("实验", "用户🙂", 10000)
 	f.Add(strings.Repeat("g", 128), strings.Repeat("k", 127), 7)
 	f.Add(strings.Repeat("g", 200), strings.Repeat("k", 200), 1)
+	f.Add("a.b", "user", math.MaxInt)
+	f.Add("a.b", "user", math.MinInt)
+	f.Add("a.b", "user", 1<<32)
+	f.Add("a.b", "user", 1<<32+1)
 }
 
 func FuzzSHA256Bucket(f *testing.F) {
 	bucketSeeds(f)
 	f.Fuzz(func(t *testing.T, group, key string, n int) {
 		fuzzBucket(t, "SHA256Bucket", experiments.SHA256Bucket, refSHA256Bucket, group, key, n)
+		// The Hasher that decisions use buckets by user ID.
+		viaHasher := func(group, key string, n int) int {
+			return experiments.SHA256Hasher(group, experiments.User{ID: key}, n)
+		}
+		fuzzBucket(t, "SHA256Hasher", viaHasher, refSHA256Bucket, group, key, n)
 	})
 }
 
@@ -122,6 +132,37 @@ func FuzzEdXBucket(f *testing.F) {
 	bucketSeeds(f)
 	f.Fuzz(func(t *testing.T, group, key string, n int) {
 		fuzzBucket(t, "EdXBucket", experiments.EdXBucket, refEdXBucket, group, key, n)
+		// The Hasher that decisions use buckets by username.
+		viaHasher := func(group, key string, n int) int {
+			return experiments.EdXHasher(group, experiments.User{Username: key}, n)
+		}
+		fuzzBucket(t, "EdXHasher", viaHasher, refEdXBucket, group, key, n)
+	})
+}
+
+// FuzzValueTypeText checks ValueType's text form, which goals use in
+// JSON: UnmarshalText accepts exactly the four names, leaves the value
+// alone on error (wrapping ErrInvalid), and MarshalText gives back the
+// bytes it accepted.
+func FuzzValueTypeText(f *testing.F) {
+	for _, s := range []string{"count", "sum", "average", "per-participant", "", "Sum", "sum ", "median", "0", "1", "\x00", "count\x00"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v := experiments.ValueType(-7)
+		if err := v.UnmarshalText(b); err != nil {
+			if !errors.Is(err, experiments.ErrInvalid) || v != -7 {
+				t.Fatalf("UnmarshalText(%q) = %v and set %d; want an error wrapping ErrInvalid, the value unchanged", b, err, v)
+			}
+			return
+		}
+		if v < experiments.ValueCount || v > experiments.ValuePerParticipant {
+			t.Fatalf("UnmarshalText(%q) = %d, not a ValueType", b, v)
+		}
+		back, err := v.MarshalText()
+		if err != nil || string(back) != string(b) || v.String() != string(b) {
+			t.Fatalf("UnmarshalText(%q) = %d, which marshals as %q (%v)", b, v, back, err)
+		}
 	})
 }
 
