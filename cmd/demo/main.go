@@ -1,7 +1,10 @@
 // Command demo is a small echo site that shows package experiments at
 // work: log in as one of five seeded users, open a course, and see which
 // bucket of two experiments you are in, why, and the "user bucketed"
-// events your visits sent. It needs no setup: flags live in a MemStore
+// events your visits sent. The course page's Upgrade button converts the
+// goal "upgrade"; the staff dashboard (package admin) at /admin shows the
+// results, with two weeks of simulated history, and lets staff (carol)
+// control the experiments. It needs no setup: flags live in a MemStore
 // seeded at start-up and the cookie keys are random per run. With -dsn,
 // they live in PostgreSQL instead (package sqlstore), seeded when absent.
 //
@@ -19,12 +22,14 @@ import (
 	"html/template"
 	"io"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -34,6 +39,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/admin"
 	"github.com/abkit/experiments/sqlstore"
 )
 
@@ -56,6 +62,12 @@ const (
 
 // maxEvents is how many events the /events page keeps.
 const maxEvents = 20
+
+// upgradeGoal is the goal that the course page's Upgrade button converts.
+const upgradeGoal = "upgrade"
+
+// dashboardPrefix is where the staff dashboard is mounted.
+const dashboardPrefix = "/admin"
 
 // users are the accounts the login form offers. IDs are fixed, so a user
 // keeps their buckets across restarts.
@@ -107,15 +119,23 @@ func run(ctx context.Context, addr, dsn string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer s.Close()
+		defer s.Close() // writes what the recorder queued
 		store = s
-	}
-	app, err := newApp(ctx, store, logger)
-	if err != nil {
-		return err
 	}
 	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", addr)
 	if err != nil {
+		return err
+	}
+	return serve(ctx, ln, store, logger, out)
+}
+
+// serve seeds store and serves the demo on ln until ctx is done, then
+// shuts down gracefully. It closes ln. It prints the address it serves
+// on to out ("demo: listening on http://…"); logs go to logger.
+func serve(ctx context.Context, ln net.Listener, store demoStore, logger *slog.Logger, out io.Writer) error {
+	app, err := newApp(ctx, store, logger)
+	if err != nil {
+		ln.Close()
 		return err
 	}
 	fmt.Fprintf(out, "demo: listening on http://%s\n", ln.Addr())
@@ -141,20 +161,26 @@ func run(ctx context.Context, addr, dsn string, out io.Writer) error {
 type demo struct {
 	cookies *sessions.CookieStore // the login session and the experiments' marks
 	events  *eventLog
+	log     *slog.Logger
 }
 
-// demoStore is what the demo needs of a store: decisions and the writes
-// of the seed. MemStore and sqlstore.Store have both.
+// demoStore is what the demo needs of a store: decisions, the writes of
+// the seed, recording exposures and conversions, and what the dashboard
+// needs. MemStore and sqlstore.Store have all of it.
 type demoStore interface {
-	experiments.Store
-	SetFlag(ctx context.Context, name string, r experiments.Rule) error
-	SetOrgOverride(ctx context.Context, name, org string, s experiments.State) error
-	SetExperimentValue(ctx context.Context, experimentID int, key, value string) error
+	admin.Store
+	experiments.Recorder
+	SetGoal(ctx context.Context, g experiments.Goal) error
 	SetEnrollment(ctx context.Context, userID, courseKey string, created time.Time) error
 }
 
+var (
+	_ demoStore = (*experiments.MemStore)(nil)
+	_ demoStore = (*sqlstore.Store)(nil)
+)
+
 // newApp seeds store, unless it has the demo's flags already, and returns
-// the demo's echo site.
+// the demo's echo site, with the staff dashboard under /admin.
 func newApp(ctx context.Context, store demoStore, logger *slog.Logger) (*echo.Echo, error) {
 	if err := seed(ctx, store, time.Now()); err != nil {
 		return nil, fmt.Errorf("seeding flags: %w", err)
@@ -162,16 +188,26 @@ func newApp(ctx context.Context, store demoStore, logger *slog.Logger) (*echo.Ec
 	// Random keys: nothing to configure, and a restart logs everyone out.
 	cookies := sessions.NewCookieStore(randomKey(), randomKey())
 	cookies.Options = &sessions.Options{Path: "/", MaxAge: 30 * 86400, HttpOnly: true, SameSite: http.SameSiteLaxMode}
-	d := &demo{cookies: cookies, events: &eventLog{log: logger}}
+	d := &demo{cookies: cookies, events: &eventLog{log: logger}, log: logger}
 
 	x := experiments.New(experiments.Config{
 		Store:       store,
 		Tracker:     d.events,
+		Recorder:    store,
 		Sessions:    cookies,
 		SessionName: experimentsSession,
 		Site:        "demo.local",
 		Logger:      logger,
 	})
+	dash, err := admin.New(dashboardPrefix, admin.Config{
+		Store:     store,
+		Flags:     []*experiments.ExperimentFlag{upgradeButton, newOutline},
+		Authorize: d.authorize,
+		Logger:    logger,
+	})
+	if err != nil {
+		return nil, err
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.Use(middleware.Recover())
@@ -180,15 +216,19 @@ func newApp(ctx context.Context, store demoStore, logger *slog.Logger) (*echo.Ec
 	e.POST("/login", d.login)
 	e.POST("/logout", d.logout)
 	e.GET("/courses/:courseKey", d.course)
+	e.POST("/courses/:courseKey/upgrade", d.upgrade)
 	e.GET("/events", d.eventsPage)
+	dash.Register(e.Group(dashboardPrefix))
 	return e, nil
 }
 
 // seed sets up the flags: upgrade_button on for everyone but org OtherU;
 // new_outline on for signed-in users who enrolled in the last 30 days (or
 // are not enrolled), staff forced into bucket 2; dave enrolled in DemoX
-// before the window opened. A store that has upgrade_button already is
-// left as it is, so that changes made to a PostgreSQL demo survive restarts.
+// before the window opened; the goal "upgrade"; and two weeks of
+// simulated history (simulateHistory). A store that has upgrade_button
+// already is left as it is, so that changes made to a PostgreSQL demo
+// survive restarts.
 func seed(ctx context.Context, s demoStore, now time.Time) error {
 	snap, err := s.Snapshot(ctx)
 	if err != nil {
@@ -197,7 +237,8 @@ func seed(ctx context.Context, s demoStore, now time.Time) error {
 	if _, ok := snap.Data().Flags[upgradeButton.Name()]; ok {
 		return nil
 	}
-	return errors.Join(
+	ctx = experiments.WithActor(ctx, "demo seed") // who the dashboard's history names
+	err = errors.Join(
 		s.SetFlag(ctx, upgradeButton.Name(), experiments.On()),
 		s.SetOrgOverride(ctx, upgradeButton.Name(), "OtherU", experiments.ForceOff),
 		s.SetFlag(ctx, newOutline.Name(), experiments.Rule{Authenticated: true}),
@@ -205,7 +246,70 @@ func seed(ctx context.Context, s demoStore, now time.Time) error {
 		s.SetExperimentValue(ctx, outlineExperiment, experiments.EnrollmentStart,
 			now.AddDate(0, 0, -30).UTC().Format(time.DateOnly)),
 		s.SetEnrollment(ctx, "4", courses[0].Key, now.AddDate(0, 0, -60)),
+		s.SetGoal(ctx, experiments.Goal{Name: upgradeGoal, Once: true}),
 	)
+	if err != nil {
+		return err
+	}
+	return simulateHistory(ctx, s, now)
+}
+
+// Simulated history: simUsers learners, "sim-1" to "sim-400" (the demo's
+// users are "1" to "5"), each exposed to both experiments in the first
+// course at a random time of the simDays days before now, in the bucket
+// that hashing gives them, and converting to "upgrade" with a chance
+// that depends on both buckets: upgradeRate by upgrade_button bucket,
+// plus outlineLift by new_outline bucket.
+const (
+	simUsers = 400
+	simDays  = 14
+	// simSeed seeds the simulation; with it, the sample's rates come out
+	// close to the rates below (some seeds give a control that beats
+	// every variant by chance: realistic, but a confusing demo).
+	simSeed = 2030
+)
+
+var (
+	upgradeRate = [...]float64{0.09, 0.16}     // control, "Upgrade now"
+	outlineLift = [...]float64{0, 0.04, -0.02} // classic, cards, collapsible
+)
+
+// simulateHistory records the simulated history: the same users, buckets
+// and conversions on every start (a fixed seed); times relative to now.
+// A store that batches its records (sqlstore) is flushed, so that the
+// dashboard shows them at once.
+func simulateHistory(ctx context.Context, s demoStore, now time.Time) error {
+	rng := mathrand.New(mathrand.NewPCG(simSeed, simDays))
+	course := courses[0].Key
+	var errs []error
+	record := func(err error) {
+		if err != nil && len(errs) < 3 { // a broken store fails every record: keep a few
+			errs = append(errs, err)
+		}
+	}
+	for i := range simUsers {
+		user := "sim-" + strconv.Itoa(i+1)
+		exposed := now.Add(-time.Duration(rng.Int64N(int64(simDays * 24 * time.Hour))))
+		up := experiments.SHA256Bucket(upgradeButton.Name()+"."+course, user, upgradeButton.Buckets())
+		outline := experiments.SHA256Bucket(newOutline.Name()+"."+course, user, newOutline.Buckets())
+		record(s.RecordExposure(ctx, experiments.Exposure{Flag: upgradeButton.Name(), CourseKey: course, UserID: user, Bucket: up, Time: exposed}))
+		record(s.RecordExposure(ctx, experiments.Exposure{Flag: newOutline.Name(), CourseKey: course, UserID: user, Bucket: outline, Time: exposed}))
+		if rng.Float64() < upgradeRate[up]+outlineLift[outline] {
+			// Within two days of the first visit, and not in the future.
+			converted := exposed.Add(time.Duration(rng.Int64N(int64(48 * time.Hour))))
+			if converted.After(now) {
+				converted = now
+			}
+			record(s.RecordConversion(ctx, experiments.Conversion{Goal: upgradeGoal, UserID: user, Time: converted}))
+		}
+	}
+	if f, ok := s.(interface{ Flush(context.Context) error }); ok {
+		record(f.Flush(ctx))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("simulated history: %w", errors.Join(errs...))
+	}
+	return nil
 }
 
 func randomKey() []byte {
@@ -216,14 +320,33 @@ func randomKey() []byte {
 
 // user is the experiments' MiddlewareConfig.User: the user of the login
 // session, or anonymous.
-func (d *demo) user(c echo.Context) experiments.User {
-	sess, err := d.cookies.Get(c.Request(), loginSession)
+func (d *demo) user(c echo.Context) experiments.User { return d.userOf(c.Request()) }
+
+// userOf returns the user of r's login session, or anonymous. Gorilla's
+// registry decodes the session once per request, however often it is
+// asked.
+func (d *demo) userOf(r *http.Request) experiments.User {
+	sess, err := d.cookies.Get(r, loginSession)
 	if err != nil {
 		return experiments.User{} // no valid cookie (e.g. from before a restart)
 	}
 	name, _ := sess.Values["username"].(string)
 	u, _ := userNamed(name)
 	return u
+}
+
+// authorize is the dashboard's Authorize: staff may change experiments;
+// other signed-in users are refused (403) and visitors who are not
+// signed in are asked to (401).
+func (d *demo) authorize(r *http.Request) (string, admin.Permission) {
+	u := d.userOf(r)
+	switch {
+	case u.ID == "":
+		return "", admin.Deny
+	case u.Staff:
+		return u.Username, admin.Change
+	}
+	return u.Username, admin.Deny
 }
 
 func userNamed(name string) (experiments.User, bool) {
@@ -288,10 +411,18 @@ func decide(ctx context.Context, f *experiments.ExperimentFlag, courseKey string
 	return flagView{Flag: f, Decision: f.Decide(ctx, courseKey), On: f.IsExperimentOn(ctx, courseKey)}
 }
 
+// upgradeMessages are what the course page says after the Upgrade
+// button, by the redirect's "upgrade" parameter: fixed texts, nothing a
+// link could make it say.
+var upgradeMessages = map[string]string{
+	"recorded":  "Thanks! Your upgrade is recorded: a conversion of the goal “" + upgradeGoal + "”.",
+	"anonymous": "Log in to upgrade: conversions of anonymous visitors are not recorded.",
+	"failed":    "Your upgrade could not be recorded; see the demo's log.",
+}
+
 func (d *demo) course(c echo.Context) error {
-	key, err := url.PathUnescape(c.Param("courseKey"))
-	i := slices.IndexFunc(courses, func(crs course) bool { return crs.Key == key })
-	if err != nil || i < 0 {
+	crs, ok := courseOf(c)
+	if !ok {
 		return echo.NewHTTPError(http.StatusNotFound, "no such course")
 	}
 	ctx := c.Request().Context()
@@ -300,13 +431,42 @@ func (d *demo) course(c echo.Context) error {
 		Course           course
 		Org              string
 		Upgrade, Outline flagView
+		UpgradeMessage   string
 	}{
-		page:    d.page(c, courses[i].Title),
-		Course:  courses[i],
-		Org:     experiments.CourseOrg(key),
-		Upgrade: decide(ctx, upgradeButton, key),
-		Outline: decide(ctx, newOutline, key),
+		page:           d.page(c, crs.Title),
+		Course:         crs,
+		Org:            experiments.CourseOrg(crs.Key),
+		Upgrade:        decide(ctx, upgradeButton, crs.Key),
+		Outline:        decide(ctx, newOutline, crs.Key),
+		UpgradeMessage: upgradeMessages[c.QueryParam("upgrade")],
 	})
+}
+
+// upgrade is the course page's Upgrade button: it converts the goal
+// "upgrade" for the signed-in user, and redirects back to the course.
+func (d *demo) upgrade(c echo.Context) error {
+	crs, ok := courseOf(c)
+	if !ok {
+		return echo.NewHTTPError(http.StatusNotFound, "no such course")
+	}
+	result := "recorded"
+	if d.user(c).ID == "" {
+		result = "anonymous"
+	} else if err := experiments.Convert(c.Request().Context(), upgradeGoal); err != nil {
+		d.log.Warn("demo: recording the upgrade failed", "course", crs.Key, "err", err)
+		result = "failed"
+	}
+	return c.Redirect(http.StatusSeeOther, "/courses/"+url.PathEscape(crs.Key)+"?upgrade="+result)
+}
+
+// courseOf returns the course of the request's path.
+func courseOf(c echo.Context) (course, bool) {
+	key, err := url.PathUnescape(c.Param("courseKey"))
+	i := slices.IndexFunc(courses, func(crs course) bool { return crs.Key == key })
+	if err != nil || i < 0 {
+		return course{}, false
+	}
+	return courses[i], true
 }
 
 func (d *demo) eventsPage(c echo.Context) error {
