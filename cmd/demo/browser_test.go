@@ -138,7 +138,7 @@ func serveDemo(t *testing.T, ctx context.Context) string {
 	srvCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	served := make(chan error, 1)
 	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
-	go func() { served <- serve(srvCtx, ln, store, logger, t.Output()) }()
+	go func() { served <- serve(srvCtx, ln, store, true, logger, t.Output()) }()
 	t.Cleanup(func() { // before the store closes
 		stop()
 		if err := <-served; err != nil {

@@ -98,9 +98,10 @@ var pages = template.Must(template.ParseFS(templateFS, "templates.html"))
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
 	dsn := flag.String("dsn", "", "PostgreSQL connection string (default: flags in memory)")
+	withExperiments := flag.Bool("experiments", true, "install the experiments middleware (false: every page shows control, for load-test baselines)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, *addr, *dsn, os.Stderr)
+	err := run(ctx, *addr, *dsn, *withExperiments, os.Stderr)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
@@ -110,8 +111,9 @@ func main() {
 
 // run serves the demo on addr until ctx is done, then shuts down
 // gracefully. Flags live in memory, or in PostgreSQL at dsn. Logs and
-// events go to out.
-func run(ctx context.Context, addr, dsn string, out io.Writer) error {
+// events go to out. withExperiments false leaves the experiments
+// middleware out (see newApp).
+func run(ctx context.Context, addr, dsn string, withExperiments bool, out io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(out, nil))
 	var store demoStore = experiments.NewMemStore()
 	if dsn != "" {
@@ -126,14 +128,14 @@ func run(ctx context.Context, addr, dsn string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, ln, store, logger, out)
+	return serve(ctx, ln, store, withExperiments, logger, out)
 }
 
 // serve seeds store and serves the demo on ln until ctx is done, then
 // shuts down gracefully. It closes ln. It prints the address it serves
 // on to out ("demo: listening on http://…"); logs go to logger.
-func serve(ctx context.Context, ln net.Listener, store demoStore, logger *slog.Logger, out io.Writer) error {
-	app, err := newApp(ctx, store, logger)
+func serve(ctx context.Context, ln net.Listener, store demoStore, withExperiments bool, logger *slog.Logger, out io.Writer) error {
+	app, err := newApp(ctx, store, withExperiments, logger)
 	if err != nil {
 		ln.Close()
 		return err
@@ -180,8 +182,11 @@ var (
 )
 
 // newApp seeds store, unless it has the demo's flags already, and returns
-// the demo's echo site, with the staff dashboard under /admin.
-func newApp(ctx context.Context, store demoStore, logger *slog.Logger) (*echo.Echo, error) {
+// the demo's echo site, with the staff dashboard under /admin. Without
+// withExperiments the experiments middleware is not installed: requests
+// carry no request state, so every flag gives control (ReasonNoRequest)
+// and nothing is tracked; the load test uses it as its baseline.
+func newApp(ctx context.Context, store demoStore, withExperiments bool, logger *slog.Logger) (*echo.Echo, error) {
 	if err := seed(ctx, store, time.Now()); err != nil {
 		return nil, fmt.Errorf("seeding flags: %w", err)
 	}
@@ -211,7 +216,9 @@ func newApp(ctx context.Context, store demoStore, logger *slog.Logger) (*echo.Ec
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.Use(middleware.Recover())
-	e.Use(x.Middleware(experiments.MiddlewareConfig{User: d.user}))
+	if withExperiments {
+		e.Use(x.Middleware(experiments.MiddlewareConfig{User: d.user}))
+	}
 	e.GET("/", d.home)
 	e.POST("/login", d.login)
 	e.POST("/logout", d.logout)

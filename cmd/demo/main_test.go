@@ -102,6 +102,31 @@ func TestAnonymousSeesControl(t *testing.T) {
 	}
 }
 
+func TestWithoutMiddlewareEveryoneSeesControl(t *testing.T) {
+	t.Parallel()
+	app, err := newApp(t.Context(), experiments.NewMemStore(), false, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(app)
+	t.Cleanup(srv.Close)
+	c := newClient(t)
+	login(t, c, srv, "alice")
+
+	resp, body := get(t, c, srv.URL+"/courses/"+demoX)
+	for _, f := range []*experiments.ExperimentFlag{upgradeButton, newOutline} {
+		if got := decisionOf(t, body, f); got.Bucket != 0 || got.Reason != experiments.ReasonNoRequest || got.Tracked {
+			t.Errorf("%s: got %+v, want bucket 0, %s, not tracked", f.Name(), got, experiments.ReasonNoRequest)
+		}
+	}
+	if hasCookie(resp, experimentsSession) {
+		t.Errorf("%q cookie set without the middleware", experimentsSession)
+	}
+	if got := eventCounts(t, c, srv); len(got) != 0 {
+		t.Errorf("events sent without the middleware: %v", got)
+	}
+}
+
 func TestSeededFlags(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, testSeededFlags)
@@ -161,7 +186,7 @@ func TestRunServesUntilCanceled(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, "127.0.0.1:0", "", pw)
+		done <- run(ctx, "127.0.0.1:0", "", true, pw)
 		pw.Close()
 	}()
 
@@ -450,7 +475,7 @@ func newTestServer(t *testing.T) *httptest.Server {
 func newTestServerStore(t *testing.T) (*httptest.Server, demoStore) {
 	t.Helper()
 	store := newTestStore(t)
-	app, err := newApp(t.Context(), store, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	app, err := newApp(t.Context(), store, true, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,7 +101,10 @@ func measure(demo string, args []string, path string, clients int, d time.Durati
 	if err := cmd.Start(); err != nil {
 		return result{}, err
 	}
-	defer cmd.Wait()
+	defer func() {
+		cancel() // interrupts the demo: it shuts down gracefully
+		cmd.Wait()
+	}()
 	base, err := listening(out)
 	if err != nil {
 		return result{}, err
