@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +14,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -659,14 +663,37 @@ func TestPagesListAndShowExperiments(t *testing.T) {
 	if code != 200 || !strings.Contains(page, "course_experience.upgrade_button") || !strings.Contains(page, "course_experience.new_outline") {
 		t.Fatalf("list: %d\n%s", code, page)
 	}
+	if !strings.Contains(page, `<th class="num">Buckets</th>`) {
+		t.Errorf("list: the Buckets header is not aligned like its numbers")
+	}
 	code, page, _ = s.do("GET", "/admin/experiments/"+upgrade.Name(), "", nil)
-	for _, want := range []string{"Goal upgrade", "<svg", "polyline", "Participants per bucket", "Conversion rate per bucket: upgrade", `name="csrf_token"`, "History"} {
+	for _, want := range []string{"Goal upgrade", "<svg", "polyline", "Participants per bucket", "Conversion rate per bucket: upgrade", `name="csrf_token"`, "History",
+		"Main flag: <strong>on for everyone</strong>", // Rule.String, once
+		`<td class="when">`, `<td class="json"><code>`, `class="course-key" size="30"`,
+	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the experiment page lacks %q", want)
 		}
 	}
+	if strings.Contains(page, "On for:") || strings.Count(page, "Main flag: ") != 1 {
+		t.Errorf("the experiment page does not say the main flag's rule once")
+	}
+	if !regexp.MustCompile(`<p class="verdict [^"]+"><strong>[^<]+</strong>: <span class="detail">[^<]+</span></p>`).MatchString(page) {
+		t.Errorf("the verdict's text and detail are not separated:\n%s", regexp.MustCompile(`<p class="verdict.*`).FindString(page))
+	}
 	if code != 200 {
 		t.Fatalf("experiment page: %d", code)
+	}
+	_, css, _ := s.do("GET", "/admin/static/admin.css", "", nil)
+	charts := chartsOf(t, page)
+	if len(charts) != 2 {
+		t.Fatalf("%d charts, want the participants' and the upgrade rate's", len(charts))
+	}
+	for _, c := range charts {
+		c.checkInside(t, axisFontSize(t, css))
+	}
+	if got, want := charts[0].yLabels(), []string{"0", "5", "10", "15", "20"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("participants (20 a bucket at most): y labels %q, want %q", got, want)
 	}
 	var res admin.Results
 	_, body, _ := s.do("GET", "/admin/api/experiments/"+upgrade.Name()+"/results", "", nil)
@@ -692,6 +719,132 @@ func TestPagesListAndShowExperiments(t *testing.T) {
 	_, page, _ = s.do("GET", "/admin/experiments/"+upgrade.Name(), "", nil)
 	if strings.Contains(page, "<form") {
 		t.Errorf("a viewer's page holds forms")
+	}
+}
+
+// svgChart is an SVG chart of a page, as far as its layout goes.
+type svgChart struct {
+	Label   string `xml:"aria-label,attr"`
+	ViewBox string `xml:"viewBox,attr"`
+	Texts   []struct {
+		X      float64 `xml:"x,attr"`
+		Y      float64 `xml:"y,attr"`
+		DX     float64 `xml:"dx,attr"`
+		DY     float64 `xml:"dy,attr"`
+		Anchor string  `xml:"text-anchor,attr"`
+		Text   string  `xml:",chardata"`
+	} `xml:"text"`
+	Circles []struct {
+		X float64 `xml:"cx,attr"`
+		Y float64 `xml:"cy,attr"`
+	} `xml:"circle"`
+}
+
+// chartsOf returns the SVG charts of page.
+func chartsOf(t *testing.T, page string) []svgChart {
+	t.Helper()
+	var charts []svgChart
+	for _, svg := range regexp.MustCompile(`(?s)<svg .*?</svg>`).FindAllString(page, -1) {
+		var c svgChart
+		if err := xml.Unmarshal([]byte(svg), &c); err != nil {
+			t.Fatalf("chart: %v\n%s", err, svg)
+		}
+		charts = append(charts, c)
+	}
+	return charts
+}
+
+// axisFontSize returns the font size of the charts' axis labels in css.
+func axisFontSize(t *testing.T, css string) float64 {
+	t.Helper()
+	m := regexp.MustCompile(`svg \.axis \{[^}]*font-size: (\d+)px`).FindStringSubmatch(css)
+	if m == nil {
+		t.Fatalf("the stylesheet sets no font size for the charts' axes")
+	}
+	size, _ := strconv.ParseFloat(m[1], 64)
+	return size
+}
+
+// checkInside checks that every label and dot of c lies inside its
+// viewBox, estimating a label's width at 0.62em a character.
+func (c svgChart) checkInside(t *testing.T, fontSize float64) {
+	t.Helper()
+	var w, h float64
+	if _, err := fmt.Sscanf(c.ViewBox, "0 0 %g %g", &w, &h); err != nil {
+		t.Fatalf("%s: viewBox %q: %v", c.Label, c.ViewBox, err)
+	}
+	if len(c.Texts) == 0 || len(c.Circles) == 0 {
+		t.Errorf("%s: no labels or no dots", c.Label)
+	}
+	for _, l := range c.Texts {
+		width := 0.62 * fontSize * float64(len([]rune(l.Text)))
+		x := l.X + l.DX
+		start := map[string]float64{"": x, "start": x, "middle": x - width/2, "end": x - width}[l.Anchor]
+		if start < 0 || start+width > w {
+			t.Errorf("%s: label %q spans x %.1f to %.1f, outside the viewBox's 0 to %g", c.Label, l.Text, start, start+width, w)
+		}
+		if base := l.Y + l.DY; base-0.8*fontSize < 0 || base+0.25*fontSize > h {
+			t.Errorf("%s: label %q at y %.1f, outside the viewBox's 0 to %g", c.Label, l.Text, base, h)
+		}
+	}
+	for _, d := range c.Circles {
+		if d.X < 0 || d.X > w || d.Y < 0 || d.Y > h {
+			t.Errorf("%s: dot at %g,%g outside the viewBox", c.Label, d.X, d.Y)
+		}
+	}
+}
+
+// yLabels returns the labels of the y axis, right-aligned, bottom up.
+func (c svgChart) yLabels() []string {
+	var labels []string
+	for _, l := range c.Texts {
+		if l.Anchor == "end" {
+			labels = append(labels, l.Text)
+		}
+	}
+	return labels
+}
+
+// The pages that refuse a user link where the user may go: the site's
+// root for a user who may not view the dashboard, the dashboard else.
+func TestRefusalPagesLinkWhereTheUserMayGo(t *testing.T) {
+	s := newSite(t, admin.Config{})
+	token := s.csrf()
+	for _, tc := range []struct {
+		name, user, method string
+		status             int
+		link               string
+	}{
+		{"anonymous, 401: the site", "", "GET", http.StatusUnauthorized, `<a href="/">`},
+		{"learner, 403: the site", "learner", "GET", http.StatusForbidden, `<a href="/">`},
+		{"viewer posting a form, 403: the dashboard", "viewer", "POST", http.StatusForbidden, `<a href="/admin/">`},
+		{"no such page, 404: the dashboard", "staff", "GET", http.StatusNotFound, `<a href="/admin/">`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s.user = tc.user
+			path := "/admin/"
+			var body io.Reader
+			if tc.method == "POST" {
+				path = "/admin/api/experiments/" + upgrade.Name() + "/off"
+				body = strings.NewReader(url.Values{"csrf_token": {token}}.Encode())
+			} else if tc.status == http.StatusNotFound {
+				path = "/admin/nowhere"
+			}
+			code, page, _ := s.do(tc.method, path, "application/x-www-form-urlencoded", body)
+			if code != tc.status {
+				t.Fatalf("status %d, want %d", code, tc.status)
+			}
+			links := regexp.MustCompile(`<a href="[^"]*">`).FindAllString(page, -1)
+			if len(links) == 0 {
+				t.Errorf("the page links nowhere")
+			}
+			for _, l := range links {
+				if l != tc.link {
+					t.Errorf("links %q, want every one %s", links, tc.link)
+					break
+				}
+			}
+		})
 	}
 }
 

@@ -86,6 +86,9 @@ type page struct {
 	Change bool   // may change: the forms are shown
 	Token  string // the CSRF token of the forms
 	Done   string // the message of the last action
+	// Outside: the user may not view the dashboard (a 401 or 403 page),
+	// so the page links to the site's root rather than to the dashboard.
+	Outside bool
 }
 
 type errorPage struct {
@@ -100,6 +103,10 @@ type errorPage struct {
 func (a *Admin) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
 	if e, ok := data.(errorPage); ok {
 		e.page = page{Prefix: a.prefix, Title: e.StatusText}
+		if status == http.StatusUnauthorized || status == http.StatusForbidden {
+			actor, p := a.authorize(r)
+			e.Outside = actor == "" || p < View
+		}
 		data = e
 	}
 	var buf bytes.Buffer
