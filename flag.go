@@ -25,6 +25,7 @@ type ExperimentFlag struct {
 	experimentID    int
 	hasExperimentID bool
 	courseAware     bool
+	sticky          bool // WithStickyBuckets (assignments.go)
 
 	overrideMu sync.Mutex
 	overrides  atomic.Pointer[[]processOverride] // top of stack last; nil when none
@@ -159,7 +160,7 @@ type Decision struct {
 	Bucket  int
 	Reason  Reason // why this bucket; see the constants
 	Tracked bool   // this call emitted the bucketing event
-	Err     error  // a store/enrollment failure that forced control (or a tracker failure: bucket kept)
+	Err     error  // a store/enrollment failure that forced control (or a tracker, recorder or Assignments failure: bucket kept)
 }
 
 // Reason says why a decision gave its bucket.
@@ -176,12 +177,22 @@ const (
 	ReasonBadWindow     Reason = "bad_window"     // an enrollment bound does not parse: control
 	ReasonOutsideWindow Reason = "outside_window" // enrolled outside the enrollment window: control
 	ReasonForced        Reason = "forced"         // a bucket flag "name.i" is on
+	ReasonSticky        Reason = "sticky"         // WithStickyBuckets: the bucket remembered for the user (assignments.go)
 	ReasonHashed        Reason = "hashed"         // the hash of group and user chose the bucket
 )
 
-// decide runs the reference order: overrides, request state, user,
+// decide is decideIn, reported to Config.OnDecision: see observing.
+func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, track bool) Decision {
+	do := (*ExperimentFlag).decideIn
+	if observing.Load() {
+		do = (*ExperimentFlag).decideObserved // observe.go
+	}
+	return do(f, ctx, courseKey, track)
+}
+
+// decideIn runs the reference order: overrides, request state, user,
 // request cache, then a fresh decision that is cached.
-func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, track bool) (d Decision) {
+func (f *ExperimentFlag) decideIn(ctx context.Context, courseKey string, track bool) (d Decision) {
 	sc := scopeOf(ctx)
 	if o, ok := f.override(sc); ok {
 		return o.decision(f)
@@ -220,9 +231,11 @@ func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, track boo
 		}
 	}()
 	d = f.evaluate(ctx, st, courseKey)
-	if d.Reason == ReasonForced || d.Reason == ReasonHashed {
+	if d.Reason == ReasonForced || d.Reason == ReasonHashed || d.Reason == ReasonSticky {
 		if track && !st.user.Masquerading {
-			d.Tracked, d.Err = st.track(ctx, f, courseKey, d.Bucket)
+			var err error
+			d.Tracked, err = st.track(ctx, f, courseKey, d.Bucket)
+			d.Err = joinErr(d.Err, err) // keeps an Assignments failure
 		}
 	}
 	st.remember(f, courseKey, d.Bucket)
@@ -240,8 +253,11 @@ func (f *ExperimentFlag) evaluate(ctx context.Context, st *reqState, courseKey s
 		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)}
 	}
 	c := snap.flags[f.full]
+	var kept recall // WithStickyBuckets: a bucket kept outside Percent (assignments.go)
 	if c == nil || !c.on(x, &st.user, courseKey) {
-		return Decision{Reason: ReasonFlagOff}
+		if kept = f.recallOutsidePercent(ctx, st, c, courseKey); !kept.found {
+			return Decision{Reason: ReasonFlagOff, Err: kept.err}
+		}
 	}
 	if courseKey != "" && f.hasExperimentID {
 		if w := snap.windows[f.experimentID]; w != nil {
@@ -261,6 +277,9 @@ func (f *ExperimentFlag) evaluate(ctx context.Context, st *reqState, courseKey s
 		if b != nil && b.on(x, &st.user, courseKey) {
 			return Decision{Bucket: i, Reason: ReasonForced}
 		}
+	}
+	if f.sticky && x.assignments != nil {
+		return f.stickyBucket(ctx, st, courseKey, kept) // assignments.go
 	}
 	hashCourse := ""
 	if f.courseAware {

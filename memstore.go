@@ -11,11 +11,11 @@ import (
 	"time"
 )
 
-// MemStore is the embedded Store and Enrollments: flags, overrides,
-// experiment values and enrollments in memory, for apps without a
-// database, demos and tests. Reads take no lock: every write builds a new
-// Snapshot and swaps it in atomically. The zero value is not usable; call
-// NewMemStore. It is safe for concurrent use.
+// MemStore is the embedded Store, Enrollments and Assignments: flags,
+// overrides, experiment values, enrollments and sticky buckets in memory,
+// for apps without a database, demos and tests. Reads take no lock: every
+// write builds a new Snapshot and swaps it in atomically. The zero value is
+// not usable; call NewMemStore. It is safe for concurrent use.
 type MemStore struct {
 	mu      sync.Mutex // serializes writers
 	data    SnapshotData
@@ -25,6 +25,7 @@ type MemStore struct {
 	now     func() time.Time
 
 	enrollments sync.Map // enrollmentKey → time.Time
+	assignments sync.Map // assignmentKey → int: read and saved without a lock
 
 	exposed     sync.Map   // exposureKey → time.Time of the kept exposure: read without a lock
 	recMu       sync.Mutex // exposures and conversions
@@ -39,6 +40,7 @@ var (
 	_ Enrollments = (*MemStore)(nil)
 	_ Recorder    = (*MemStore)(nil)
 	_ Auditor     = (*MemStore)(nil)
+	_ Assignments = (*MemStore)(nil)
 )
 
 // maxHistory is how many changes a MemStore keeps for History.
@@ -349,3 +351,35 @@ func (s *MemStore) Conversions() []Conversion {
 }
 
 type exposureKey struct{ flag, course, user string }
+
+type assignmentKey struct{ user, experiment string }
+
+// Assignment returns the bucket remembered for userID in experiment. It
+// takes no lock and never fails.
+func (s *MemStore) Assignment(_ context.Context, userID, experiment string) (int, bool, error) {
+	v, ok := s.assignments.Load(assignmentKey{userID, experiment})
+	if !ok {
+		return 0, false, nil
+	}
+	return v.(int), true, nil
+}
+
+// SaveAssignment remembers bucket for userID in experiment, keeping the
+// smaller bucket when one is already remembered (see Assignments). It
+// takes no lock. Memory grows with users × sticky experiments (about 100
+// bytes each): use sqlstore for large audiences.
+func (s *MemStore) SaveAssignment(_ context.Context, userID, experiment string, bucket int) error {
+	if err := ValidateAssignment(userID, experiment, bucket); err != nil {
+		return err
+	}
+	key := assignmentKey{userID, experiment}
+	for {
+		old, loaded := s.assignments.LoadOrStore(key, bucket)
+		if !loaded || old.(int) <= bucket {
+			return nil
+		}
+		if s.assignments.CompareAndSwap(key, old, bucket) {
+			return nil
+		}
+	}
+}

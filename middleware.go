@@ -26,6 +26,11 @@ type Config struct {
 	// Tracker receives the "user bucketed" events.
 	// Optional. Default: events are dropped.
 	Tracker Tracker
+	// Assignments remembers the bucket each user was first given in the
+	// experiments of flags made WithStickyBuckets (see Assignments).
+	// Optional. Default: Store, if it implements Assignments (MemStore and
+	// sqlstore.Store do); else nil, and WithStickyBuckets has no effect.
+	Assignments Assignments
 	// Recorder keeps exposures (first bucketings) and conversions, for
 	// results; usually the Store (MemStore and sqlstore.Store are
 	// Recorders). Optional. Default: nil, nothing is recorded and Convert
@@ -54,6 +59,11 @@ type Config struct {
 	// Logger receives failures (at most one per request and experiment).
 	// Optional. Default: slog.Default().
 	Logger *slog.Logger
+	// OnDecision observes every decision made with request state, cached
+	// ones included (see DecisionFunc), e.g. prommetrics' ObserveDecision.
+	// Optional. Default: nil, decisions are not observed (and that costs
+	// nothing).
+	OnDecision DecisionFunc
 }
 
 // Experiments is the runtime that decides buckets: the store, tracker and
@@ -63,6 +73,7 @@ type Config struct {
 type Experiments struct {
 	store       Store
 	enrollments Enrollments
+	assignments Assignments // assignments.go
 	tracker     Tracker
 	recorder    Recorder
 	sessions    sessions.Store
@@ -74,6 +85,7 @@ type Experiments struct {
 	now         func() time.Time
 	log         *slog.Logger
 	counters
+	observer // observe.go
 }
 
 // New returns an Experiments for cfg, with the defaults of Config filled in.
@@ -81,7 +93,7 @@ func New(cfg Config) *Experiments {
 	x := &Experiments{
 		store: cfg.Store, enrollments: cfg.Enrollments, tracker: cfg.Tracker, recorder: cfg.Recorder,
 		sessions: cfg.Sessions, sessionName: cfg.SessionName, hasher: cfg.Hasher,
-		site: cfg.Site, now: cfg.Now, log: cfg.Logger,
+		site: cfg.Site, now: cfg.Now, log: cfg.Logger, observer: newObserver(cfg.OnDecision),
 		sessionOpts: sessions.Options{Path: "/", MaxAge: 30 * 86400, HttpOnly: true, SameSite: http.SameSiteLaxMode},
 	}
 	if x.store == nil {
@@ -89,6 +101,10 @@ func New(cfg Config) *Experiments {
 	}
 	if x.enrollments == nil {
 		x.enrollments, _ = x.store.(Enrollments)
+	}
+	x.assignments = cfg.Assignments
+	if x.assignments == nil {
+		x.assignments, _ = x.store.(Assignments)
 	}
 	if x.sessionName == "" {
 		x.sessionName = "experiments"

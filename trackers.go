@@ -107,3 +107,32 @@ func (m *multiTracker) Track(ctx context.Context, e Event) error {
 	}
 	return errors.Join(errs...)
 }
+
+// QueueStats are the counters of an asynchronous, bounded queue of events
+// or records that are written in batches in the background: sqlstore's
+// Tracker and the queues of its Store's recorder (exposures,
+// conversions), segment's Tracker. They count from the queue's start.
+//
+// Every event or record offered to the queue ends up in exactly one of
+// Queued, Written and Dropped: when the queue is idle, their sum is the
+// number offered. The fields are read one by one, so under load they may
+// be off by the events or records in flight.
+type QueueStats struct {
+	// Queued is the number of events or records accepted and not yet
+	// written nor given up: in the queue or in a batch being written.
+	Queued int
+	// Written is the number of events or records written to their
+	// destination (a batch that was retried counts once).
+	Written uint64
+	// Dropped is the number of events or records not written: refused
+	// (queue full, queue closed, invalid) or given up with their batch.
+	Dropped uint64
+	// Batches is the number of batches written.
+	Batches uint64
+	// FailedBatches is the number of batches given up after their last
+	// attempt; their events or records count in Dropped.
+	FailedBatches uint64
+	// Retries is the number of failed attempts at writing a batch that
+	// were retried.
+	Retries uint64
+}

@@ -29,7 +29,8 @@ func TestConformance(t *testing.T) {
 		db.MustExec("TRUNCATE " + q + "experiments_flags, " + q + "experiments_course_overrides, " +
 			q + "experiments_org_overrides, " + q + "experiments_values, " + q + "experiments_enrollments, " +
 			q + "experiments_audit, " + q + "experiments_events, " + q + "experiments_goals, " +
-			q + "experiments_exposures, " + q + "experiments_conversions, " + q + "experiments_meta")
+			q + "experiments_exposures, " + q + "experiments_conversions, " + q + "experiments_meta, " +
+			q + "experiments_assignments")
 		db.MustExec("UPDATE " + q + "experiments_version SET version = version + 1")
 		if err := s.Reload(t.Context()); err != nil {
 			t.Fatal(err)

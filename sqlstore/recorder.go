@@ -96,6 +96,16 @@ func (s *Store) RecorderStats() RecorderStats {
 	return RecorderStats{Exposures: s.rec.exposures.stats(), Conversions: s.rec.conversions.stats()}
 }
 
+// ExposureStats returns the counters of the exposures' queue, as
+// RecorderStats().Exposures. With ConversionStats, it lets code that
+// knows only experiments.QueueStats (prommetrics.Options.Recorder) read
+// the recorder without importing sqlstore. It is cheap.
+func (s *Store) ExposureStats() experiments.QueueStats { return s.rec.exposures.stats() }
+
+// ConversionStats returns the counters of the conversions' queue, as
+// RecorderStats().Conversions. It is cheap.
+func (s *Store) ConversionStats() experiments.QueueStats { return s.rec.conversions.stats() }
+
 // Flush waits until the exposures and conversions recorded before the
 // call are written (or given up after their last attempt, which makes
 // Flush return an error), without waiting for the flush interval. It

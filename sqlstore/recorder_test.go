@@ -107,6 +107,9 @@ func TestRecorderRefusesRecordsTheTableCannotHold(t *testing.T) {
 	if st.Exposures.Written != 1 || st.Exposures.Dropped != 5 || st.Conversions.Written != 1 || st.Conversions.Dropped != 5 {
 		t.Errorf("%+v, want the valid exposure and conversion written, the 5 others of each dropped", st)
 	}
+	if e, c := s.ExposureStats(), s.ConversionStats(); e != st.Exposures || c != st.Conversions {
+		t.Errorf("ExposureStats %+v, ConversionStats %+v, want those of RecorderStats %+v", e, c, st)
+	}
 }
 
 func TestRecorderStampsRecordsWithoutATime(t *testing.T) {

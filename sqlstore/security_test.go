@@ -211,7 +211,7 @@ func TestHostileTextIsStoredAsDataAndNeverRunAsSQL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"experiments_audit", "experiments_conversions", "experiments_course_overrides", "experiments_enrollments",
+	want := []string{"experiments_assignments", "experiments_audit", "experiments_conversions", "experiments_course_overrides", "experiments_enrollments",
 		"experiments_events", "experiments_exposures", "experiments_flags", "experiments_goals", "experiments_meta",
 		"experiments_org_overrides", "experiments_schema_migrations", "experiments_values", "experiments_version"}
 	if !slices.Equal(tables, want) {

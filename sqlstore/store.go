@@ -17,6 +17,12 @@
 // Exposures and conversions (the Store is an experiments.Recorder) are
 // queued in memory and written in batches in the background, like a
 // Tracker's events: recording never waits for the database.
+//
+// Sticky buckets (the Store is an experiments.Assignments) are the
+// exception: the first decision in a request of a flag made
+// experiments.WithStickyBuckets reads the user's row of
+// experiments_assignments, and a first bucketing writes it, each within
+// WithAssignmentTimeout; a failure buckets as without stickiness.
 package sqlstore
 
 import (
@@ -43,8 +49,9 @@ var (
 )
 
 // Store is a PostgreSQL experiments.Store, experiments.Enrollments,
-// experiments.Recorder and experiments.Auditor with the write methods of
-// experiments.MemStore. It is safe for concurrent use.
+// experiments.Assignments, experiments.Recorder and experiments.Auditor
+// with the write methods of experiments.MemStore. It is safe for
+// concurrent use.
 type Store struct {
 	db      *sqlx.DB
 	ownsDB  bool
@@ -55,9 +62,11 @@ type Store struct {
 	poll    time.Duration
 
 	enrollments *Enrollments
+	assignments assignments // sticky buckets (assignments.go)
 
 	snap      atomic.Pointer[experiments.Snapshot]
 	version   atomic.Int64  // of snap
+	loaded    atomic.Int64  // Unix nanoseconds of the start of the last reload that succeeded
 	reloading chan struct{} // holds a token while a reload runs: one at a time
 	down      atomic.Bool   // the last reload failed (and that was logged)
 
@@ -84,6 +93,7 @@ type options struct {
 	poll          time.Duration
 	listenDSN     string
 	enrollTimeout time.Duration
+	assignTimeout time.Duration
 	recorder      []TrackerOption
 }
 
@@ -149,7 +159,7 @@ func New(ctx context.Context, db *sqlx.DB, schema string, opts ...Option) (*Stor
 }
 
 func newOptions(opts []Option) options {
-	o := options{schema: "public", poll: 5 * time.Second, enrollTimeout: 500 * time.Millisecond}
+	o := options{schema: "public", poll: 5 * time.Second, enrollTimeout: 500 * time.Millisecond, assignTimeout: 500 * time.Millisecond}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -180,8 +190,9 @@ func start(ctx context.Context, db *sqlx.DB, ownsDB bool, o options) (*Store, er
 		enrollments: NewEnrollments(db,
 			"SELECT created FROM "+t.enrollments+" WHERE user_id = $1 AND course_key = $2",
 			o.enrollTimeout),
-		reloading: make(chan struct{}, 1),
-		done:      make(chan struct{}),
+		assignments: newAssignments(db, o.schema, o.assignTimeout),
+		reloading:   make(chan struct{}, 1),
+		done:        make(chan struct{}),
 	}
 	if err := s.reload(ctx); err != nil {
 		return nil, fmt.Errorf("sqlstore: loading flags: %w", err)
@@ -266,6 +277,15 @@ func (s *Store) Enrollment(ctx context.Context, userID, courseKey string) (time.
 // Reload loads the configuration now, if it changed since the last load.
 // Stores reload by themselves; Reload is for callers that cannot wait.
 func (s *Store) Reload(ctx context.Context) error { return s.reload(ctx) }
+
+// LoadedAt returns when the configuration the store serves was last
+// found current: the start of the last reload that succeeded, whether
+// the configuration had changed or not. While the database is away it
+// stays put, so its age is how stale decisions may be; it is at most
+// about the poll interval (WithPollInterval) while all is well.
+// Package prommetrics exports the age as
+// experiments_store_reload_age_seconds.
+func (s *Store) LoadedAt() time.Time { return time.Unix(0, s.loaded.Load()) }
 
 // run reloads on notifications and on the poll timer until ctx is done.
 func (s *Store) run(ctx context.Context) {
@@ -361,6 +381,7 @@ func (s *Store) reload(ctx context.Context) error {
 
 // reloadNow is reload, with the reload token held.
 func (s *Store) reloadNow(ctx context.Context) error {
+	start := time.Now()
 	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
 		return err
@@ -371,6 +392,7 @@ func (s *Store) reloadNow(ctx context.Context) error {
 		return err
 	}
 	if s.snap.Load() != nil && version == s.version.Load() {
+		s.loaded.Store(start.UnixNano())
 		return nil
 	}
 	d, err := s.load(ctx, tx)
@@ -379,6 +401,7 @@ func (s *Store) reloadNow(ctx context.Context) error {
 	}
 	s.snap.Store(experiments.NewSnapshot(d))
 	s.version.Store(version)
+	s.loaded.Store(start.UnixNano())
 	return nil
 }
 

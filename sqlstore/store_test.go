@@ -75,8 +75,8 @@ func TestOpenIsIdempotentAndSafeConcurrently(t *testing.T) {
 	if err := testDB(t).Get(&version, "SELECT version FROM "+pq.QuoteIdentifier(schema)+".experiments_schema_migrations"); err != nil {
 		t.Fatal(err)
 	}
-	if version != 3 {
-		t.Errorf("migration version %d, want 3", version)
+	if version != 4 {
+		t.Errorf("migration version %d, want 4", version)
 	}
 }
 

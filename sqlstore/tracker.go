@@ -206,18 +206,16 @@ func (t *Tracker) Track(_ context.Context, e experiments.Event) error {
 }
 
 // TrackerStats are a Tracker's counters since NewTracker (and those of
-// each of the Store's recorder queues, see RecorderStats). Every call to
-// Track ends up in exactly one of Queued, Written and Dropped: when the
-// tracker is idle, their sum is the number of calls. The fields are read
-// one by one, so under load they may be off by the events in flight.
-type TrackerStats struct {
-	Queued        int    // accepted, not yet written nor given up: in the queue or in a batch
-	Written       uint64 // in the table (a retried batch counts once)
-	Dropped       uint64 // not written: refused by Track (queue full, closed, invalid), or given up (see WithWriteTimeout)
-	Batches       uint64 // batches written
-	FailedBatches uint64 // batches given up after their last attempt; their events are in Dropped
-	Retries       uint64 // failed attempts that were retried
-}
+// each of the Store's recorder queues, see RecorderStats). It is
+// experiments.QueueStats, the counters segment's Tracker has too, so one
+// metrics exporter reads them all. Every call to Track ends up in exactly
+// one of Queued, Written and Dropped: when the tracker is idle, their sum
+// is the number of calls. Written counts the rows in the table; Dropped
+// counts the events refused by Track (queue full, closed, invalid) and
+// those given up with their batch (see WithRetry and WithWriteTimeout).
+// The fields are read one by one, so under load they may be off by the
+// events in flight.
+type TrackerStats = experiments.QueueStats
 
 // Stats returns the tracker's counters. It is cheap: a few atomic loads.
 func (t *Tracker) Stats() TrackerStats { return t.b.stats() }

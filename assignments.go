@@ -1,0 +1,214 @@
+package experiments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Sticky assignments, after Optimizely's user profile service: a flag made
+// WithStickyBuckets remembers the bucket the hash first gave each user, so
+// that changing its buckets or lowering its Percent does not move users
+// already bucketed.
+
+// ErrAssignments is wrapped by Decision.Err when Config.Assignments failed
+// (or panicked) to read or save a sticky bucket. A failed read buckets the
+// user as if the flag were not sticky, and saves nothing; a failed save
+// keeps the bucket. Either is logged once per request and experiment.
+var ErrAssignments = errors.New("assignments failed")
+
+// maxAssignmentKey bounds the experiment key of an assignment, in bytes: a
+// full flag name (201) + "." + a course key (255) fits.
+const maxAssignmentKey = 512
+
+// Assignments remembers, per user and experiment, the bucket that a flag
+// made WithStickyBuckets gave by hashing (Config.Assignments). MemStore and
+// sqlstore.Store implement it.
+//
+// experiment is the flag's hashing group, AssignmentKey: its full name,
+// plus "." and the course key when the flag is course-aware and a course
+// is given ("course_experience.upgrade.course-v1:edX+DemoX+2024"). A flag
+// that is not course-aware thus remembers one bucket per user for every
+// course, as it hashes one. User IDs are at most 255 bytes, experiments
+// at most 512.
+//
+// Bucket calls the methods synchronously, with the request's context, for
+// first decisions only (a cached decision reads nothing), at most one read
+// and one save each. Implementations must be safe for concurrent use, and
+// should bound their I/O: the request waits for it. Errors and panics are
+// tolerated (see ErrAssignments).
+type Assignments interface {
+	// Assignment returns the bucket remembered for userID in experiment.
+	// None is ok=false with a nil error; err means the lookup failed.
+	Assignment(ctx context.Context, userID, experiment string) (bucket int, ok bool, err error)
+	// SaveAssignment remembers bucket for userID in experiment. When a
+	// bucket is already remembered, the smaller of the two is kept. Bucket
+	// saves only for a user with no bucket remembered, or with one the flag
+	// no longer has (WithBuckets was lowered), which the new bucket is
+	// below: so the first bucket saved stays, a bucket the flag lost is
+	// replaced, and concurrent saves agree whatever their order. Input
+	// that ValidateAssignment refuses gives an error wrapping ErrInvalid.
+	SaveAssignment(ctx context.Context, userID, experiment string, bucket int) error
+}
+
+// WithStickyBuckets makes the flag remember, in Config.Assignments, the
+// bucket the hash first gives each user, as Optimizely's user profile
+// service does, so that raising or lowering WithBuckets or lowering the
+// main flag's Percent does not move users already bucketed:
+//
+//   - A user with a remembered bucket below the flag's buckets gets it
+//     (ReasonSticky) where the hash would have decided. A remembered
+//     bucket the flag no longer has (WithBuckets lowered) is replaced by
+//     a new hash (ReasonHashed), saved over it.
+//   - For a user with a remembered bucket, the main flag's Percent counts
+//     as 100: a user that a lowered Percent leaves out keeps the bucket.
+//     Everything else still comes first: overrides (Override,
+//     WithOverride); the main flag off for the user by anything but its
+//     Percent (Off(), a ForceOff course or org override, a rule without
+//     Percent or with Percent 0, a deleted flag) gives control; the
+//     enrollment window; and a bucket flag that is on wins.
+//   - Only hashed buckets are saved, not forced ones; a masquerading
+//     user's remembered bucket is read but nothing is saved for them.
+//
+// A failure or panic of Config.Assignments is logged and tolerated (see
+// ErrAssignments). Stickiness costs a read of Config.Assignments per first
+// decision in a request, for users the main flag is on for or leaves out
+// by its Percent only; a flag without it reads nothing.
+// Optional. Default: false. Without Config.Assignments it has no effect.
+func WithStickyBuckets(on bool) FlagOption { return func(f *ExperimentFlag) { f.sticky = on } }
+
+// StickyBuckets reports whether the flag remembers its users' buckets
+// (WithStickyBuckets).
+func (f *ExperimentFlag) StickyBuckets() bool { return f.sticky }
+
+// AssignmentKey returns the experiment under which Assignments keeps the
+// flag's buckets for courseKey ("" for none): the flag's hashing group,
+// its full name plus "." + courseKey when the flag is course-aware and
+// courseKey is not empty.
+func (f *ExperimentFlag) AssignmentKey(courseKey string) string {
+	if f.courseAware && courseKey != "" {
+		return f.full + "." + courseKey
+	}
+	return f.full
+}
+
+// ValidateAssignment checks the arguments of SaveAssignment as stores
+// accept them: a user ID of 1 to 255 bytes and an experiment of 1 to 512
+// bytes, valid UTF-8 without control characters, and a bucket from 0 to
+// 1023. The error wraps ErrInvalid.
+func ValidateAssignment(userID, experiment string, bucket int) error {
+	if err := checkText("user ID", userID, maxNameLen); err != nil {
+		return err
+	}
+	if err := checkText("experiment", experiment, maxAssignmentKey); err != nil {
+		return err
+	}
+	if bucket < 0 || bucket >= maxBucketFlag {
+		return fmt.Errorf("%w: experiment %s: bucket %d: want 0 to %d", ErrInvalid, experiment, bucket, maxBucketFlag-1)
+	}
+	return nil
+}
+
+// recall is what a sticky flag read of a user's remembered bucket.
+type recall struct {
+	bucket int
+	found  bool  // bucket is remembered and below the flag's buckets
+	err    error // the read failed: wraps ErrAssignments
+}
+
+// recallOutsidePercent reads the bucket remembered for a user whom the
+// main flag c leaves out, when only its Percent does. st.mu is held.
+func (f *ExperimentFlag) recallOutsidePercent(ctx context.Context, st *reqState, c *compiledFlag, courseKey string) recall {
+	if !f.sticky || st.x.assignments == nil || !c.offByPercentOnly(courseKey) {
+		return recall{}
+	}
+	return f.recall(ctx, st, f.AssignmentKey(courseKey))
+}
+
+// offByPercentOnly reports whether, for a user the flag is off for in
+// courseKey, a larger Percent could have turned it on: the rule has a
+// Percent, does not decide for everyone, and no override turns the flag
+// off in the course or its org.
+func (c *compiledFlag) offByPercentOnly(courseKey string) bool {
+	if c == nil || !c.hasRule || c.rule.Everyone != nil || c.rule.Percent <= 0 {
+		return false
+	}
+	if courseKey != "" {
+		if st := c.courses[courseKey]; st != Unset {
+			return st != ForceOff
+		}
+		if c.orgs != nil {
+			if org := CourseOrg(courseKey); org != "" && c.orgs[org] == ForceOff {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// recall reads the bucket remembered for the request's user in
+// experiment. st.mu is held.
+func (f *ExperimentFlag) recall(ctx context.Context, st *reqState, experiment string) recall {
+	b, ok, err := safeAssignment(ctx, st.x.assignments, st.user.ID, experiment)
+	switch {
+	case err != nil:
+		return recall{err: fmt.Errorf("%s: %w: reading %q: %w", f.full, ErrAssignments, experiment, err)}
+	case ok && b < 0:
+		return recall{err: fmt.Errorf("%s: %w: reading %q: bucket %d", f.full, ErrAssignments, experiment, b)}
+	}
+	return recall{bucket: b, found: ok && b < f.buckets}
+}
+
+// stickyBucket decides the bucket of a sticky flag where the hash would:
+// the bucket kept (read because only Percent left the user out), else the
+// bucket remembered, else the hash's, saved. st.mu is held.
+func (f *ExperimentFlag) stickyBucket(ctx context.Context, st *reqState, courseKey string, kept recall) Decision {
+	if kept.found {
+		return Decision{Bucket: kept.bucket, Reason: ReasonSticky}
+	}
+	experiment := f.AssignmentKey(courseKey)
+	r := f.recall(ctx, st, experiment)
+	if r.found {
+		return Decision{Bucket: r.bucket, Reason: ReasonSticky}
+	}
+	hashCourse := ""
+	if f.courseAware {
+		hashCourse = courseKey
+	}
+	b, err := st.x.hash(f.full, hashCourse, &st.user, f.buckets)
+	if err != nil {
+		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)}
+	}
+	d := Decision{Bucket: b, Reason: ReasonHashed, Err: r.err}
+	// After a failed read, a save could replace a bucket still valid
+	// (the smaller is kept): save nothing.
+	if r.err != nil || st.user.Masquerading {
+		return d
+	}
+	a := st.x.assignments
+	if err := safeCall(func() error { return a.SaveAssignment(ctx, st.user.ID, experiment, b) }); err != nil {
+		d.Err = fmt.Errorf("%s: %w: saving %q bucket %d: %w", f.full, ErrAssignments, experiment, b, err)
+	}
+	return d
+}
+
+// safeAssignment calls a.Assignment, turning a panic into an error.
+func safeAssignment(ctx context.Context, a Assignments, userID, experiment string) (b int, ok bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			b, ok, err = 0, false, fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return a.Assignment(ctx, userID, experiment)
+}
+
+// joinErr returns a and b joined, or the one that is not nil.
+func joinErr(a, b error) error {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	return errors.Join(a, b)
+}
