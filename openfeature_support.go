@@ -34,8 +34,8 @@ func (x *Experiments) RequestUser(ctx context.Context) (User, bool) {
 // decide before it knows whether the user will see the experiment.
 //
 // It goes through Decide's tracking step: the event and the exposure
-// (Config.Recorder) are sent only when d.Reason is ReasonForced or
-// ReasonHashed, ctx has request state for a signed-in user who is not
+// (Config.Recorder) are sent only when d.Reason is ReasonForced,
+// ReasonSticky or ReasonHashed, ctx has request state for a signed-in user who is not
 // masquerading, no override of f is in effect, and the session (with
 // Config.Sessions) has no mark for the experiment yet; the session is then
 // marked. Pass each decision once: without a session, nothing else stops a
@@ -49,7 +49,7 @@ func (x *Experiments) RequestUser(ctx context.Context) (User, bool) {
 // ErrInvalid. A tracker failure is logged once per request and experiment
 // and wraps ErrTracker, as with Decide; TrackDecision never panics.
 func (f *ExperimentFlag) TrackDecision(ctx context.Context, courseKey string, d Decision) (out Decision) {
-	if d.Reason != ReasonForced && d.Reason != ReasonHashed {
+	if d.Reason != ReasonForced && d.Reason != ReasonHashed && d.Reason != ReasonSticky {
 		return d
 	}
 	sc := scopeOf(ctx)

@@ -27,7 +27,7 @@ func (h trackingHook) After(ctx context.Context, hc openfeature.HookContext, det
 	if err != nil {
 		return nil // not our evaluation
 	}
-	if r := experiments.Reason(reason); r != experiments.ReasonForced && r != experiments.ReasonHashed {
+	if r := experiments.Reason(reason); r != experiments.ReasonForced && r != experiments.ReasonHashed && r != experiments.ReasonSticky {
 		return nil // cheap exit for the common, cached case
 	}
 	bucket, err := details.FlagMetadata.GetInt(MetadataBucket)

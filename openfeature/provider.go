@@ -46,6 +46,7 @@ const (
 //	experiments.Reason   OpenFeature reason  value
 //	-------------------  ------------------  ------------------------------------
 //	ReasonHashed         SPLIT               the bucket the hash chose
+//	ReasonSticky         SPLIT               the bucket remembered for the user (WithStickyBuckets)
 //	ReasonForced         TARGETING_MATCH     the bucket whose bucket flag is on
 //	ReasonOverride       STATIC              the bucket of Override/WithOverride
 //	ReasonCached         CACHED              the bucket decided earlier in the request
@@ -97,9 +98,9 @@ func (p *Provider) Metadata() openfeature.Metadata {
 }
 
 // Hooks returns the hook that sends the "user bucketed" event after a
-// successful evaluation whose decision calls for one (ReasonForced or
-// ReasonHashed), through ExperimentFlag.TrackDecision: once per session
-// per experiment with Config.Sessions and request state from the
+// successful evaluation whose decision calls for one (ReasonForced,
+// ReasonSticky or ReasonHashed), through ExperimentFlag.TrackDecision:
+// once per session per experiment with Config.Sessions and request state from the
 // middleware, once per request state otherwise, and never for anonymous or
 // masquerading users or under an override. An evaluation without request
 // state for its user in ctx is a request of its own, so each such
@@ -187,7 +188,7 @@ func (p *Provider) evaluate(ctx context.Context, flag string, flatCtx openfeatur
 func resolution(d experiments.Decision) openfeature.ProviderResolutionDetail {
 	var reason openfeature.Reason
 	switch d.Reason {
-	case experiments.ReasonHashed:
+	case experiments.ReasonHashed, experiments.ReasonSticky:
 		reason = openfeature.SplitReason
 	case experiments.ReasonForced:
 		reason = openfeature.TargetingMatchReason

@@ -481,6 +481,27 @@ func TestHookTracksTheForcedBucket(t *testing.T) {
 	}
 }
 
+func TestHookTracksTheStickyBucket(t *testing.T) {
+	t.Parallel()
+	sticky := experiments.NewFlag("ofp_test", "sticky", experiments.WithBuckets(3), experiments.WithStickyBuckets(true))
+	fx := newFixture(t, experiments.Config{})
+	ctx := context.Background()
+	must(t, fx.store.SetFlag(ctx, sticky.Name(), experiments.On()))
+	id := userInBucket(t, sticky, course, 2)
+	// The user was put in bucket 1 before: bucket 1 sticks, not the hash's 2.
+	must(t, fx.store.SaveAssignment(ctx, id, sticky.AssignmentKey(course), 1))
+	domain := t.Name() + "/sticky"
+	must(t, openfeature.SetNamedProviderAndWait(domain, ofprovider.NewProvider(fx.x, sticky)))
+	d, err := openfeature.NewClient(domain).IntValueDetails(ctx, sticky.Name(), -1, evalCtx(id, course, nil))
+	must(t, err)
+	if d.Value != 1 || d.Reason != openfeature.SplitReason || metaString(t, d.FlagMetadata, ofprovider.MetadataReason) != string(experiments.ReasonSticky) {
+		t.Errorf("got %d %s %v; want 1 SPLIT with reason sticky in the metadata", d.Value, d.Reason, d.FlagMetadata)
+	}
+	if got := fx.events.all(); len(got) != 1 || got[0].Bucket != 1 || got[0].UserID != id {
+		t.Errorf("events %+v; want one event for bucket 1", got)
+	}
+}
+
 func TestEvaluatingAloneSendsNoEvent(t *testing.T) {
 	t.Parallel()
 	fx := newFixture(t, experiments.Config{})

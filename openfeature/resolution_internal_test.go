@@ -21,6 +21,7 @@ func TestResolutionMapsEveryReason(t *testing.T) {
 		wantMsg  string
 	}{
 		{experiments.Decision{Bucket: 2, Reason: experiments.ReasonHashed}, openfeature.SplitReason, "", ""},
+		{experiments.Decision{Bucket: 1, Reason: experiments.ReasonSticky}, openfeature.SplitReason, "", ""},
 		{experiments.Decision{Bucket: 1, Reason: experiments.ReasonForced}, openfeature.TargetingMatchReason, "", ""},
 		{experiments.Decision{Bucket: 1, Reason: experiments.ReasonOverride}, openfeature.StaticReason, "", ""},
 		{experiments.Decision{Reason: experiments.ReasonOverride}, openfeature.StaticReason, "", ""},
