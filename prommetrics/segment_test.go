@@ -21,22 +21,30 @@ import (
 // A segment Tracker's queue, posting to a fake Segment, exported with
 // queue="segment" through Options.Queues.
 func TestSegmentTracker(t *testing.T) {
-	// The n-th request (0-based) gets statuses[n]; later ones 200.
-	statuses := []int{http.StatusOK, http.StatusServiceUnavailable, http.StatusOK, http.StatusBadRequest}
+	// Request n (0-based): 0 a batch accepted; 1 a batch refused with
+	// 503, then 2 accepted on retry; 3 to 12 a batch refused with 400 on
+	// each of analytics-go's 10 attempts; later ones 200.
+	status := func(n int) int {
+		switch {
+		case n == 1:
+			return http.StatusServiceUnavailable
+		case n >= 3 && n <= 12:
+			return http.StatusBadRequest
+		}
+		return http.StatusOK
+	}
 	var requests atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		status := http.StatusOK
-		if n := int(requests.Add(1) - 1); n < len(statuses) {
-			status = statuses[n]
-		}
-		w.WriteHeader(status)
+		w.WriteHeader(status(int(requests.Add(1) - 1)))
 	}))
 	t.Cleanup(srv.Close) // after the tracker's Close, below
 
 	ctx := t.Context()
-	// An interval longer than the test: batches go on Flush only.
+	// Batches of 2 go when full (the interval is longer than the test),
+	// and are retried at once.
 	tracker, err := segment.New("test-write-key", segment.WithEndpoint(srv.URL), segment.WithInterval(time.Hour),
+		segment.WithBatchSize(2), segment.WithRetryAfter(func(int) time.Duration { return time.Millisecond }),
 		segment.WithLogger(slog.New(slog.DiscardHandler))) // the batch refused below is logged
 	if err != nil {
 		t.Fatal(err)
@@ -60,19 +68,23 @@ func TestSegmentTracker(t *testing.T) {
 			}
 		}
 	}
-	track("1", "2")
-	if err := tracker.Flush(ctx); err != nil { // 200
-		t.Fatal(err)
+	// settle waits for the tracker's callbacks to report the batches.
+	settle := func(want experiments.QueueStats) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); tracker.Stats() != want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("Stats %+v, want %+v", tracker.Stats(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
 	}
-	track("3")
-	if err := tracker.Flush(ctx); err != nil { // 503, then 200
-		t.Fatal(err)
-	}
-	track("4")
-	if err := tracker.Flush(ctx); err == nil { // 400: given up
-		t.Error("Flush of a batch Segment refused: nil error")
-	}
-	track("5") // stays queued
+	track("1", "2") // 200
+	settle(experiments.QueueStats{Written: 2, Batches: 1})
+	track("3", "4") // 503, then 200
+	settle(experiments.QueueStats{Written: 4, Batches: 2, Retries: 1})
+	track("5", "6") // 400 on each attempt: given up
+	settle(experiments.QueueStats{Written: 4, Dropped: 2, Batches: 2, FailedBatches: 1, Retries: 10})
+	track("7") // stays queued
 
 	want := `
 # HELP experiments_queue_batches_total Batches written to their destination.
@@ -80,7 +92,7 @@ func TestSegmentTracker(t *testing.T) {
 experiments_queue_batches_total{queue="segment"} 2
 # HELP experiments_queue_dropped_total Events or records not written: refused (queue full, closed, invalid) or given up after the last attempt.
 # TYPE experiments_queue_dropped_total counter
-experiments_queue_dropped_total{queue="segment"} 1
+experiments_queue_dropped_total{queue="segment"} 2
 # HELP experiments_queue_failed_batches_total Batches given up after their last attempt; their events or records count as dropped.
 # TYPE experiments_queue_failed_batches_total counter
 experiments_queue_failed_batches_total{queue="segment"} 1
@@ -89,10 +101,10 @@ experiments_queue_failed_batches_total{queue="segment"} 1
 experiments_queue_length{queue="segment"} 1
 # HELP experiments_queue_retries_total Failed attempts at writing a batch that were retried.
 # TYPE experiments_queue_retries_total counter
-experiments_queue_retries_total{queue="segment"} 1
+experiments_queue_retries_total{queue="segment"} 10
 # HELP experiments_queue_written_total Events or records written to their destination (the database, Segment).
 # TYPE experiments_queue_written_total counter
-experiments_queue_written_total{queue="segment"} 3
+experiments_queue_written_total{queue="segment"} 4
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Error(err)
