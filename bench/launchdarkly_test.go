@@ -13,16 +13,8 @@ import (
 	"github.com/launchdarkly/go-server-sdk/v7/testhelpers/ldtestdata"
 )
 
-// Unleash (github.com/Unleash/unleash-client-go/v4) and go-feature-flag
-// (github.com/thomaspoignant/go-feature-flag) are not benchmarked: the Go
-// module proxy, the only source of modules on this project's machines,
-// answers "403 Forbidden: This module version is not available" to their
-// version lists, so they cannot be required. Neither needs the network
-// otherwise (Unleash: a bootstrap or an httptest server with metrics and
-// registration off; go-feature-flag: its file retriever).
-//
-// LaunchDarkly is not one of the SDKs the issue names: it stands in for
-// them as another widely used SDK that evaluates locally.
+// LaunchDarkly is not one of the SDKs the issue names: it is another
+// widely used SDK that evaluates locally.
 
 // newLaunchDarkly returns a client whose only flag, "exp", is on with a
 // percentage rollout on the context key: variations 0 and 1, 50%/50%. The

@@ -11,6 +11,8 @@ func TestSplit(t *testing.T) {
 	a := newABKit(t, ids)
 	growthBook := newGrowthBook(t)
 	launchDarkly := newLaunchDarkly(t)
+	unleashClient := newUnleash(t)
+	goFeatureFlag := newGoFeatureFlag(t)
 	for _, sdk := range []struct {
 		name   string
 		bucket func(tb testing.TB, i int) int
@@ -18,6 +20,8 @@ func TestSplit(t *testing.T) {
 		{"abkit", func(_ testing.TB, i int) int { return a.bucket(i) }},
 		{"GrowthBook", func(tb testing.TB, i int) int { return growthBookBucket(tb, growthBook, ids[i]) }},
 		{"LaunchDarkly", func(tb testing.TB, i int) int { return launchDarklyBucket(tb, launchDarkly, ids[i]) }},
+		{"Unleash", func(tb testing.TB, i int) int { return unleashBucket(tb, unleashClient, ids[i]) }},
+		{"GoFeatureFlag", func(tb testing.TB, i int) int { return goFeatureFlagBucket(tb, goFeatureFlag, ids[i]) }},
 	} {
 		t.Run(sdk.name, func(t *testing.T) {
 			ones := 0
