@@ -285,9 +285,12 @@ func (b *batcher[T]) writeBatches() {
 func (b *batcher[T]) writeBatch(x *batch[T], idle chan struct{}) {
 	n := len(x.rows)
 	err := b.write(b.args(x.rows), idle)
+	// The counters change in the reverse of the order stats reads them,
+	// so that a read that sees the rows written (or dropped) sees their
+	// batch counted too.
 	if err == nil {
-		b.written.Add(uint64(n))
 		b.batches.Add(1)
+		b.written.Add(uint64(n))
 		b.queued.Add(-int64(n))
 		return
 	}
@@ -295,8 +298,8 @@ func (b *batcher[T]) writeBatch(x *batch[T], idle chan struct{}) {
 	b.lastErr = err
 	b.errMu.Unlock()
 	b.lost.Add(uint64(n))
-	b.dropped.Add(uint64(n))
 	b.failedBatches.Add(1)
+	b.dropped.Add(uint64(n))
 	b.queued.Add(-int64(n))
 	if b.ctx.Err() == nil { // else close gave up and reports it
 		b.log.Error("sqlstore: "+b.what+": writing "+b.noun+" failed; batch dropped",
