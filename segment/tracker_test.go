@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/internal/syncbuf"
 	"github.com/abkit/experiments/segment"
 )
 
@@ -152,24 +153,6 @@ func (f *fakeSegment) wait(t *testing.T) received {
 	}
 }
 
-// syncBuffer is a log destination safe for analytics-go's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // fastRetries makes analytics-go retry after 1 ms, so that its 10
 // attempts take no time.
 var fastRetries = segment.WithRetryAfter(func(int) time.Duration { return time.Millisecond })
@@ -180,9 +163,9 @@ var noRetryWhileOpen = segment.WithRetryAfter(func(int) time.Duration { return t
 
 // newTracker returns a tracker sending to f, closed at the end of the
 // test, and its logs.
-func newTracker(t *testing.T, f *fakeSegment, opts ...segment.Option) (*segment.Tracker, *syncBuffer) {
+func newTracker(t *testing.T, f *fakeSegment, opts ...segment.Option) (*segment.Tracker, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := new(syncbuf.Buffer)
 	opts = append([]segment.Option{
 		segment.WithEndpoint(f.URL),
 		segment.WithInterval(time.Hour), // batches go when full, on Flush or Close, unless a test says otherwise

@@ -1,40 +1,21 @@
 package sqlstore_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/internal/syncbuf"
 	"github.com/abkit/experiments/sqlstore"
 )
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// count returns how many logged lines contain s.
-func (b *syncBuffer) count(s string) int {
+// logCount returns how many lines logged to b contain s.
+func logCount(b *syncbuf.Buffer, s string) int {
 	n := 0
 	for line := range strings.Lines(b.String()) {
 		if strings.Contains(line, s) {
@@ -77,7 +58,7 @@ type outageSetup struct {
 	proxy  *tcpProxy
 	store  *sqlstore.Store // through the proxy
 	direct *sqlstore.Store // straight to PostgreSQL
-	logs   *syncBuffer     // the proxied store's log
+	logs   *syncbuf.Buffer // the proxied store's log
 	x      *experiments.Experiments
 }
 
@@ -88,7 +69,7 @@ func newOutageSetup(t *testing.T) *outageSetup {
 	if err != nil || u.Host == "" {
 		t.Skipf("the test DSN %q is not a postgres:// URL with a host: cannot put a proxy in front of it", testDSN())
 	}
-	o := &outageSetup{proxy: startProxy(t, u.Host), logs: new(syncBuffer)}
+	o := &outageSetup{proxy: startProxy(t, u.Host), logs: new(syncbuf.Buffer)}
 	schema := newSchema(t)
 	o.store, err = sqlstore.OpenWith(ctx, o.proxy.DSN(testDSN()),
 		sqlstore.WithSchema(schema),
@@ -209,7 +190,7 @@ func TestOutageServesLastSnapshotAndCatchesUp(t *testing.T) {
 	<-o.checkWindowFailsToControl(t)
 
 	// The store notices at its next poll and logs it once.
-	if !waitFor(5*time.Second, func() bool { return o.logs.count(logOutage) > 0 }) {
+	if !waitFor(5*time.Second, func() bool { return logCount(o.logs, logOutage) > 0 }) {
 		t.Fatalf("no %q logged within 5 s of the outage (poll interval %v); log:\n%s", logOutage, outagePoll, o.logs)
 	}
 	// Silence is what is tested now, so time must pass; make sure the
@@ -222,7 +203,7 @@ func TestOutageServesLastSnapshotAndCatchesUp(t *testing.T) {
 	}) {
 		t.Fatalf("the store stopped retrying: %d dials rejected in 5 s", o.proxy.Rejected()-rejected)
 	}
-	if n := o.logs.count(logOutage); n != 1 {
+	if n := logCount(o.logs, logOutage); n != 1 {
 		t.Errorf("%q logged %d times in one outage, want once; log:\n%s", logOutage, n, o.logs)
 	}
 	t.Logf("outage logged once over %v and %d rejected dials", time.Since(since), o.proxy.Rejected()-rejected)
@@ -251,10 +232,10 @@ func TestOutageServesLastSnapshotAndCatchesUp(t *testing.T) {
 	if d := outageFlag.Decide(o.user(1), outageCourse); d.Reason != experiments.ReasonFlagOff {
 		t.Errorf("after catching up: %+v, want flag_off", d)
 	}
-	if !waitFor(5*time.Second, func() bool { return o.logs.count(logRecovery) > 0 }) {
+	if !waitFor(5*time.Second, func() bool { return logCount(o.logs, logRecovery) > 0 }) {
 		t.Errorf("no %q logged within 5 s of the database coming back; log:\n%s", logRecovery, o.logs)
 	}
-	if n, m := o.logs.count(logOutage), o.logs.count(logRecovery); n != 1 || m != 1 {
+	if n, m := logCount(o.logs, logOutage), logCount(o.logs, logRecovery); n != 1 || m != 1 {
 		t.Errorf("logged %q %d times and %q %d times, want once each; log:\n%s", logOutage, n, logRecovery, m, o.logs)
 	}
 	if d := outageWindowed.Decide(o.user(3), outageCourse); d.Reason != experiments.ReasonHashed || d.Err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/internal/syncbuf"
 	"github.com/abkit/experiments/sqlstore"
 	"github.com/lib/pq"
 )
@@ -362,7 +363,7 @@ func TestInvalidRecorderOptionsFailOpen(t *testing.T) {
 
 func TestBadGoalRowsAreLeftOutAndLogged(t *testing.T) {
 	ctx := context.Background()
-	logs := new(syncBuffer)
+	logs := new(syncbuf.Buffer)
 	s := openStore(t, sqlstore.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
 	if err := s.SetGoal(ctx, signupGoal); err != nil {
 		t.Fatal(err)
@@ -384,7 +385,7 @@ func TestBadGoalRowsAreLeftOutAndLogged(t *testing.T) {
 	if got := snap.Data().Goals; len(got) != 1 || got[signupGoal.Name].Name != signupGoal.Name {
 		t.Errorf("goals %+v, want only %s", got, signupGoal.Name)
 	}
-	if n := logs.count("goal is bad"); n != 4 {
+	if n := logCount(logs, "goal is bad"); n != 4 {
 		t.Errorf("%d bad goals logged, want 4:\n%s", n, logs)
 	}
 	x := experiments.New(experiments.Config{Store: s, Recorder: s})

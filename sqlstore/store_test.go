@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/internal/syncbuf"
 	"github.com/abkit/experiments/sqlstore"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -169,7 +170,7 @@ func TestWritesWithoutActorRecordTheDatabaseUser(t *testing.T) {
 
 func TestBadMetaRowsAreLeftOutAndLogged(t *testing.T) {
 	ctx := context.Background()
-	logs := new(syncBuffer)
+	logs := new(syncbuf.Buffer)
 	s := openStore(t, sqlstore.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
 	good := experiments.ExperimentMeta{Notes: "kept"}
 	if err := s.SetExperimentMeta(ctx, testFlag.Name(), good); err != nil {
@@ -196,7 +197,7 @@ func TestBadMetaRowsAreLeftOutAndLogged(t *testing.T) {
 	if got := snap.Data().Meta; len(got) != 1 || got[testFlag.Name()].Notes != good.Notes {
 		t.Errorf("meta %+v, want only %s's", got, testFlag.Name())
 	}
-	if n := logs.count("experiment meta is bad"); n != 8 {
+	if n := logCount(logs, "experiment meta is bad"); n != 8 {
 		t.Errorf("%d bad meta rows logged, want 8:\n%s", n, logs)
 	}
 }

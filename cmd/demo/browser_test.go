@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -10,13 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/internal/syncbuf"
 )
 
 // screenshotsEnv names a directory that receives a copy of the browser
@@ -153,14 +152,14 @@ type browser struct {
 	t    *testing.T
 	ctx  context.Context
 	base string
-	out  *syncBuffer // the browser's output, shown when a step fails
+	out  *syncbuf.Buffer // the browser's output, shown when a step fails
 }
 
 // startBrowser starts Chromium with a fresh profile, stopped when the
 // test ends or ctx is done, and opens a tab on the demo at base.
 func startBrowser(t *testing.T, ctx context.Context, exe, base string) *browser {
 	t.Helper()
-	b := &browser{t: t, base: base, out: new(syncBuffer)}
+	b := &browser{t: t, base: base, out: new(syncbuf.Buffer)}
 	dir := t.TempDir() // the profile, and Chromium's temporary files, removed at the end
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(exe),
@@ -286,22 +285,4 @@ func (b *browser) screenshot(name string) {
 	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
 		b.t.Fatal(err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
