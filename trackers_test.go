@@ -1,7 +1,6 @@
 package experiments_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/internal/syncbuf"
 )
 
 // trackersFlag is the flag of the tracker tests.
@@ -23,14 +23,7 @@ var trackerTime = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // jsonLog is a JSON slog handler writing into a buffer, with its records
 // decoded for assertions.
 type jsonLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (j *jsonLog) Write(p []byte) (int, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.buf.Write(p)
+	syncbuf.Buffer
 }
 
 func (j *jsonLog) logger(level slog.Level) *slog.Logger {
@@ -40,10 +33,8 @@ func (j *jsonLog) logger(level slog.Level) *slog.Logger {
 // records decodes every line written so far.
 func (j *jsonLog) records(t *testing.T) []map[string]any {
 	t.Helper()
-	j.mu.Lock()
-	defer j.mu.Unlock()
 	var out []map[string]any
-	for line := range strings.SplitSeq(strings.TrimSpace(j.buf.String()), "\n") {
+	for line := range strings.SplitSeq(strings.TrimSpace(j.String()), "\n") {
 		if line == "" {
 			continue
 		}
