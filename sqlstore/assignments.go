@@ -27,19 +27,18 @@ func WithAssignmentTimeout(d time.Duration) Option {
 }
 
 // assignments runs the queries of experiments.Assignments on the table
-// experiments_assignments, each within timeout and at most maxLookups at
-// once, as Enrollments runs its lookups.
+// experiments_assignments, each within the assignment timeout and at most
+// maxLookups at once (bounded), as Enrollments runs its lookups.
 type assignments struct {
 	db        *sqlx.DB
 	get, save string
-	timeout   time.Duration
-	inflight  chan struct{} // a slot per query running, abandoned ones included
+	bounds
 }
 
 func newAssignments(db *sqlx.DB, schema string, timeout time.Duration) assignments {
 	t := pq.QuoteIdentifier(schema) + "." + pq.QuoteIdentifier("experiments_assignments")
 	return assignments{
-		db: db, timeout: timeout, inflight: make(chan struct{}, maxLookups),
+		db: db, bounds: newBounds(timeout, ErrAssignmentsBusy),
 		get: "SELECT bucket FROM " + t + " WHERE user_id = $1 AND experiment = $2",
 		// The smaller bucket wins: the first one saved, unless the flag
 		// lost it (WithBuckets lowered) and a smaller one replaces it.
@@ -59,7 +58,7 @@ func (s *Store) Assignment(ctx context.Context, userID, experiment string) (int,
 		return 0, false, nil
 	}
 	a := &s.assignments
-	b, err := bounded(ctx, a, func(ctx context.Context) (int, error) {
+	b, err := bounded(ctx, &a.bounds, func(ctx context.Context) (int, error) {
 		var b int
 		err := a.db.QueryRowContext(ctx, a.get, userID, experiment).Scan(&b)
 		return b, err
@@ -82,50 +81,9 @@ func (s *Store) SaveAssignment(ctx context.Context, userID, experiment string, b
 		return err
 	}
 	a := &s.assignments
-	_, err := bounded(ctx, a, func(ctx context.Context) (struct{}, error) {
+	_, err := bounded(ctx, &a.bounds, func(ctx context.Context) (struct{}, error) {
 		_, err := a.db.ExecContext(ctx, a.save, userID, experiment, bucket)
 		return struct{}{}, err
 	})
 	return err
-}
-
-// bounded runs query in the background, within a's timeout, and returns
-// at the deadline even if the database does not answer: lib/pq cancels a
-// query by asking the server and waiting for its answer, so a hung server
-// or a dropped network would hold the call past ctx. An abandoned query
-// ends in the background, holding its connection and its slot until then;
-// with every slot taken, calls wait for one until their deadline, then
-// fail with ErrAssignmentsBusy.
-func bounded[T any](ctx context.Context, a *assignments, query func(context.Context) (T, error)) (T, error) {
-	var zero T
-	parent := ctx
-	if a.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, a.timeout)
-		defer cancel()
-	}
-	select {
-	case a.inflight <- struct{}{}:
-	case <-ctx.Done():
-		if err := parent.Err(); err != nil {
-			return zero, err // the caller gave up, not the queries
-		}
-		return zero, ErrAssignmentsBusy
-	}
-	type result struct {
-		v   T
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		defer func() { <-a.inflight }()
-		v, err := query(ctx)
-		done <- result{v, err}
-	}()
-	select {
-	case r := <-done:
-		return r.v, r.err
-	case <-ctx.Done():
-		return zero, ctx.Err()
-	}
 }

@@ -27,15 +27,10 @@ var _ experiments.Enrollments = (*Enrollments)(nil)
 // Lookups run only for experiments with an enrollment window, once per
 // request, user and course. It is safe for concurrent use.
 type Enrollments struct {
-	db       *sqlx.DB
-	query    string
-	timeout  time.Duration
-	inflight chan struct{} // a slot per lookup running, abandoned ones included
+	db    *sqlx.DB
+	query string
+	bounds
 }
-
-// maxLookups bounds the enrollment lookups running at once, so that
-// lookups abandoned on a hung database cannot take the whole pool.
-const maxLookups = 8
 
 // ErrLookupsBusy is the error of an enrollment lookup that waited until
 // its deadline for one of the others still running (the database is slow
@@ -49,7 +44,7 @@ var ErrLookupsBusy = errors.New("sqlstore: too many enrollment lookups running; 
 // most 8 run at once, and one more waits for a slot until its deadline,
 // then fails with ErrLookupsBusy.
 func NewEnrollments(db *sqlx.DB, query string, timeout time.Duration) *Enrollments {
-	return &Enrollments{db: db, query: query, timeout: timeout, inflight: make(chan struct{}, maxLookups)}
+	return &Enrollments{db: db, query: query, bounds: newBounds(timeout, ErrLookupsBusy)}
 }
 
 // Enrollment returns when userID enrolled in courseKey. A user ID or
@@ -59,43 +54,11 @@ func (e *Enrollments) Enrollment(ctx context.Context, userID, courseKey string) 
 	if !storable(userID) || !storable(courseKey) {
 		return time.Time{}, false, nil
 	}
-	parent := ctx
-	if e.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, e.timeout)
-		defer cancel()
-	}
-	// lib/pq cancels a query by asking the server and waiting for its
-	// answer: a hung server or a dropped network would hold the call past
-	// ctx. The abandoned lookup ends in the background, holding its
-	// connection and its slot until then; with every slot taken, lookups
-	// wait for one until their deadline rather than pile up.
-	select {
-	case e.inflight <- struct{}{}:
-	case <-ctx.Done():
-		if err := parent.Err(); err != nil {
-			return time.Time{}, false, err // the caller gave up, not the lookups
-		}
-		return time.Time{}, false, ErrLookupsBusy
-	}
-	type result struct {
-		created time.Time
-		err     error
-	}
-	done := make(chan result, 1)
-	go func() {
-		defer func() { <-e.inflight }()
-		var r result
-		r.err = e.db.QueryRowxContext(ctx, e.query, userID, courseKey).Scan(&r.created)
-		done <- r
-	}()
-	var r result
-	select {
-	case r = <-done:
-	case <-ctx.Done():
-		r.err = ctx.Err()
-	}
-	created, err := r.created, r.err
+	created, err := bounded(ctx, &e.bounds, func(ctx context.Context) (time.Time, error) {
+		var created time.Time
+		err := e.db.QueryRowxContext(ctx, e.query, userID, courseKey).Scan(&created)
+		return created, err
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, false, nil
 	}
