@@ -1,7 +1,6 @@
 package experiments_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -137,38 +136,20 @@ type stickyRig struct {
 	store *experiments.MemStore
 	asg   *assignmentsLog
 	x     *experiments.Experiments
-	logs  *bytes.Buffer
-	logMu *sync.Mutex
+	logs  *logBuffer
 }
 
 func newStickyRig(t *testing.T, rule experiments.Rule) *stickyRig {
 	t.Helper()
-	r := &stickyRig{store: experiments.NewMemStore(), logs: new(bytes.Buffer), logMu: new(sync.Mutex)}
+	r := &stickyRig{store: experiments.NewMemStore(), logs: new(logBuffer)}
 	r.asg = &assignmentsLog{mem: r.store}
 	unitSetFlag(t, r.store, stickyName, rule)
 	r.x = experiments.New(experiments.Config{
 		Store:       r.store,
 		Assignments: r.asg,
-		Logger:      slog.New(slog.NewTextHandler(lockedWriter{r.logs, r.logMu}, nil)),
+		Logger:      slog.New(slog.NewTextHandler(r.logs, nil)),
 	})
 	return r
-}
-
-type lockedWriter struct {
-	b  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (r *stickyRig) errorLogs() int {
-	r.logMu.Lock()
-	defer r.logMu.Unlock()
-	return strings.Count(r.logs.String(), "level=ERROR")
 }
 
 // decide decides f for u in course, in a request of its own.
@@ -437,7 +418,7 @@ func TestStickyBucketsTolerateFailures(t *testing.T) {
 			if reads, saves := r.asg.counts(); reads != 1 || saves != c.wantSaves {
 				t.Errorf("%d reads, %d saves; want 1, %d", reads, saves, c.wantSaves)
 			}
-			if n := r.errorLogs(); n != 1 {
+			if n := r.logs.errors(); n != 1 {
 				t.Errorf("%d errors logged, want 1:\n%s", n, r.logs)
 			}
 			if _, ok := r.remembered(t, stickyThree, u, ""); ok != c.remembered {
@@ -464,7 +445,7 @@ func TestStickyBucketsTolerateFailures(t *testing.T) {
 		if d.Bucket != 0 || d.Reason != experiments.ReasonFlagOff || !errors.Is(d.Err, experiments.ErrAssignments) {
 			t.Errorf("decision %+v, want control (flag_off) with ErrAssignments", d)
 		}
-		if n := r.errorLogs(); n != 1 {
+		if n := r.logs.errors(); n != 1 {
 			t.Errorf("%d errors logged, want 1", n)
 		}
 	})

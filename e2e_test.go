@@ -5,7 +5,6 @@ package experiments_test
 // with real gorilla sessions in a cookie jar.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/internal/syncbuf"
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 )
@@ -422,27 +422,12 @@ func (l *eventLog) all() []experiments.Event {
 
 // logBuffer is the Logger's output.
 type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
+	syncbuf.Buffer
 }
 
 // errors returns how many records were logged at level ERROR.
 func (b *logBuffer) errors() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), "level=ERROR")
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	return strings.Count(b.String(), "level=ERROR")
 }
 
 func wantDecision(t *testing.T, got experiments.Decision, bucket int, reason experiments.Reason) {
