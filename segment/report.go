@@ -16,22 +16,14 @@ type callback struct{ t *Tracker }
 
 var _ analytics.Callback = callback{}
 
-func (c callback) Success(analytics.Message) {
-	c.t.written.Add(1)
-	c.t.queued.Add(-1)
-}
+func (c callback) Success(analytics.Message) { c.t.counts.Wrote(1) }
 
 func (c callback) Failure(m analytics.Message, err error) {
 	t := c.t
 	if tr, ok := m.(analytics.Track); ok && t.attempts.givenUp(tr.MessageId) {
-		t.failedBatches.Add(1)
+		t.counts.FailedBatches.Add(1)
 	}
-	t.errMu.Lock()
-	t.lastErr = err
-	t.errMu.Unlock()
-	t.lost.Add(1)
-	t.dropped.Add(1)
-	t.queued.Add(-1)
+	t.counts.GaveUp(1, err)
 }
 
 // logger is the analytics.Logger of a Tracker's clients: it passes

@@ -9,10 +9,10 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/internal/queuestats"
 	"github.com/segmentio/analytics-go/v3"
 )
 
@@ -156,7 +156,6 @@ type Tracker struct {
 	mu        sync.RWMutex // held shared to enqueue on client, exclusively to replace or close it
 	client    analytics.Client
 	closed    bool
-	lostAtEnd uint64         // lost when Close began; set once, by stopAccepting
 	closing   sync.WaitGroup // the clients being closed, by Flush or Close
 	closeOnce sync.Once
 	done      chan struct{} // closed when every client is closed
@@ -166,16 +165,7 @@ type Tracker struct {
 	abort context.CancelCauseFunc
 
 	attempts attempts
-	errMu    sync.Mutex
-	lastErr  error // of the last event given up
-
-	queued        atomic.Int64
-	written       atomic.Uint64
-	dropped       atomic.Uint64
-	lost          atomic.Uint64 // the part of dropped given up after Track accepted it
-	batches       atomic.Uint64
-	failedBatches atomic.Uint64
-	retries       atomic.Uint64
+	counts   queuestats.Counters
 }
 
 // New returns a Tracker sending to the Segment source of writeKey, and
@@ -250,24 +240,22 @@ func (t *Tracker) Track(_ context.Context, e experiments.Event) error {
 	}
 	msg, err := trackOf(e)
 	if err != nil {
-		t.dropped.Add(1)
+		t.counts.Drop()
 		return err
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if t.closed {
-		t.dropped.Add(1)
+		t.counts.Drop()
 		return ErrTrackerClosed
 	}
 	// Before Enqueue: analytics-go may be done with msg first.
-	if t.queued.Add(1) > int64(t.cfg.queueSize) {
-		t.queued.Add(-1)
-		t.dropped.Add(1)
+	if t.counts.Queued.Add(1) > int64(t.cfg.queueSize) {
+		t.counts.Unqueue()
 		return ErrQueueFull
 	}
 	if err := t.client.Enqueue(msg); err != nil { // msg is valid and client open: should not happen
-		t.queued.Add(-1)
-		t.dropped.Add(1)
+		t.counts.Unqueue()
 		return fmt.Errorf("segment: event %q: %w", e.Name, err)
 	}
 	return nil
@@ -292,7 +280,7 @@ func (t *Tracker) Flush(ctx context.Context) error {
 		t.mu.Unlock()
 		return err
 	}
-	lost := t.lost.Load()
+	lost := t.counts.Lost()
 	prev := t.client
 	t.client = next
 	t.closing.Add(1)
@@ -309,8 +297,8 @@ func (t *Tracker) Flush(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if n := t.lost.Load() - lost; n > 0 {
-		return fmt.Errorf("segment: %d events not sent: %w", n, t.lastError())
+	if n := t.counts.Lost() - lost; n > 0 {
+		return fmt.Errorf("segment: %d events not sent: %w", n, t.counts.LastError())
 	}
 	return nil
 }
@@ -326,19 +314,9 @@ func (t *Tracker) Flush(ctx context.Context) error {
 // end and returns the same outcome.
 func (t *Tracker) Close(ctx context.Context) error {
 	t.closeOnce.Do(t.stopAccepting)
-	select {
-	case <-t.done:
-	case <-ctx.Done():
-		t.abort(ctx.Err())
-		<-t.done
-	}
-	lost := t.lost.Load() - t.lostAtEnd
+	lost, cause := t.counts.AwaitClosed(ctx, t.ctx, t.abort, t.done)
 	if lost == 0 {
 		return nil
-	}
-	cause := context.Cause(t.ctx)
-	if cause == nil {
-		cause = t.lastError()
 	}
 	return fmt.Errorf("segment: closed with %d events not sent: %w", lost, cause)
 }
@@ -348,7 +326,7 @@ func (t *Tracker) Close(ctx context.Context) error {
 func (t *Tracker) stopAccepting() {
 	t.mu.Lock()
 	t.closed = true
-	t.lostAtEnd = t.lost.Load()
+	t.counts.Closing()
 	c := t.client
 	t.closing.Add(1)
 	t.mu.Unlock()
@@ -360,12 +338,6 @@ func (t *Tracker) stopAccepting() {
 		t.closing.Wait()
 		close(t.done)
 	}()
-}
-
-func (t *Tracker) lastError() error {
-	t.errMu.Lock()
-	defer t.errMu.Unlock()
-	return t.lastErr
 }
 
 // Stats returns the tracker's counters since New. It is cheap: a few
@@ -382,13 +354,4 @@ func (t *Tracker) lastError() error {
 // given up after one attempt or more; Retries the attempts at a batch
 // after a failed one. The fields are read one by one, so under load they
 // may be off by the events in flight.
-func (t *Tracker) Stats() experiments.QueueStats {
-	return experiments.QueueStats{
-		Queued:        int(max(t.queued.Load(), 0)),
-		Written:       t.written.Load(),
-		Dropped:       t.dropped.Load(),
-		Batches:       t.batches.Load(),
-		FailedBatches: t.failedBatches.Load(),
-		Retries:       t.retries.Load(),
-	}
-}
+func (t *Tracker) Stats() experiments.QueueStats { return t.counts.Stats() }

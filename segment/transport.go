@@ -25,7 +25,7 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t := tr.t
 	b := readBatch(req)
 	if t.attempts.retry(b.ID) {
-		t.retries.Add(1)
+		t.counts.Retries.Add(1)
 	}
 	if t.ctx.Err() != nil { // Close gave up: do not start a request
 		if req.Body != nil {
@@ -44,7 +44,7 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	if resp.StatusCode < 300 { // as analytics-go tells success
-		t.batches.Add(1)
+		t.counts.Batches.Add(1)
 		t.attempts.sent(b.ID)
 	} else {
 		t.attempts.failed(b)

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/internal/queuestats"
 	"github.com/abkit/experiments/internal/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -48,7 +49,6 @@ type batcher[T any] struct {
 	mu        sync.RWMutex // held shared to send on queue, exclusively to close it
 	closed    bool
 	closeOnce sync.Once
-	lostAtEnd uint64 // lost when close began; set once, by close
 
 	// The batches: gathered by run, handed to the writers on full, back on
 	// free once written.
@@ -63,17 +63,9 @@ type batcher[T any] struct {
 	abort context.CancelCauseFunc
 	done  chan struct{} // closed when run and the writers have returned
 
-	down    atomic.Bool // the last attempt failed (and that was logged)
-	errMu   sync.Mutex
-	lastErr error // of the last batch given up
+	down atomic.Bool // the last attempt failed (and that was logged)
 
-	queued        atomic.Int64
-	written       atomic.Uint64
-	dropped       atomic.Uint64
-	lost          atomic.Uint64 // the part of dropped that was given up after enqueue accepted it
-	batches       atomic.Uint64
-	failedBatches atomic.Uint64
-	retries       atomic.Uint64
+	counts queuestats.Counters
 }
 
 // newBatcher starts a batcher inserting with query and args. cfg must
@@ -104,52 +96,32 @@ func (b *batcher[T]) enqueue(v T) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.closed {
-		b.dropped.Add(1)
+		b.counts.Drop()
 		return b.closedErr
 	}
-	b.queued.Add(1) // before the send: a writer may be done with v first
+	b.counts.Queued.Add(1) // before the send: a writer may be done with v first
 	select {
 	case b.queue <- v:
 		return nil
 	default:
-		b.queued.Add(-1)
-		b.dropped.Add(1)
+		b.counts.Unqueue()
 		return ErrQueueFull
 	}
 }
 
 // refuse counts a row refused before enqueue (invalid) as dropped.
-func (b *batcher[T]) refuse() { b.dropped.Add(1) }
+func (b *batcher[T]) refuse() { b.counts.Drop() }
 
 // stats returns the counters.
-func (b *batcher[T]) stats() TrackerStats {
-	return TrackerStats{
-		Queued:        int(max(b.queued.Load(), 0)),
-		Written:       b.written.Load(),
-		Dropped:       b.dropped.Load(),
-		Batches:       b.batches.Load(),
-		FailedBatches: b.failedBatches.Load(),
-		Retries:       b.retries.Load(),
-	}
-}
+func (b *batcher[T]) stats() TrackerStats { return b.counts.Stats() }
 
 // close stops accepting rows, writes those queued, and stops the
 // goroutines; see Tracker.Close.
 func (b *batcher[T]) close(ctx context.Context) error {
 	b.closeOnce.Do(b.stopAccepting)
-	select {
-	case <-b.done:
-	case <-ctx.Done():
-		b.abort(ctx.Err())
-		<-b.done
-	}
-	lost := b.lost.Load() - b.lostAtEnd
+	lost, cause := b.counts.AwaitClosed(ctx, b.ctx, b.abort, b.done)
 	if lost == 0 {
 		return nil
-	}
-	cause := context.Cause(b.ctx)
-	if cause == nil {
-		cause = b.lastError()
 	}
 	return fmt.Errorf("sqlstore: %s closed with %d %s not written: %w", b.what, lost, b.noun, cause)
 }
@@ -158,7 +130,7 @@ func (b *batcher[T]) close(ctx context.Context) error {
 // up. It returns ctx's error if ctx ends first, and an error when batches
 // were given up meanwhile. After close it returns at once.
 func (b *batcher[T]) flush(ctx context.Context) error {
-	lost := b.lost.Load()
+	lost := b.counts.Lost()
 	reply := make(chan struct{})
 	select {
 	case b.flushes <- reply:
@@ -172,16 +144,10 @@ func (b *batcher[T]) flush(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if n := b.lost.Load() - lost; n > 0 {
-		return fmt.Errorf("sqlstore: %s: %d %s not written: %w", b.what, n, b.noun, b.lastError())
+	if n := b.counts.Lost() - lost; n > 0 {
+		return fmt.Errorf("sqlstore: %s: %d %s not written: %w", b.what, n, b.noun, b.counts.LastError())
 	}
 	return nil
-}
-
-func (b *batcher[T]) lastError() error {
-	b.errMu.Lock()
-	defer b.errMu.Unlock()
-	return b.lastErr
 }
 
 // stopAccepting closes the queue: run hands over what it holds and
@@ -190,7 +156,7 @@ func (b *batcher[T]) stopAccepting() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
-	b.lostAtEnd = b.lost.Load()
+	b.counts.Closing()
 	close(b.queue)
 }
 
@@ -285,22 +251,14 @@ func (b *batcher[T]) writeBatches() {
 func (b *batcher[T]) writeBatch(x *batch[T], idle chan struct{}) {
 	n := len(x.rows)
 	err := b.write(b.args(x.rows), idle)
-	// The counters change in the reverse of the order stats reads them,
-	// so that a read that sees the rows written (or dropped) sees their
-	// batch counted too.
+	// The batch first, then its rows: see queuestats.Counters.
 	if err == nil {
-		b.batches.Add(1)
-		b.written.Add(uint64(n))
-		b.queued.Add(-int64(n))
+		b.counts.Batches.Add(1)
+		b.counts.Wrote(n)
 		return
 	}
-	b.errMu.Lock()
-	b.lastErr = err
-	b.errMu.Unlock()
-	b.lost.Add(uint64(n))
-	b.failedBatches.Add(1)
-	b.dropped.Add(uint64(n))
-	b.queued.Add(-int64(n))
+	b.counts.FailedBatches.Add(1)
+	b.counts.GaveUp(n, err)
 	if b.ctx.Err() == nil { // else close gave up and reports it
 		b.log.Error("sqlstore: "+b.what+": writing "+b.noun+" failed; batch dropped",
 			b.noun, n, "attempts", b.cfg.attempts, "err", err)
@@ -323,7 +281,7 @@ func (b *batcher[T]) write(args []any, idle chan struct{}) error {
 		if !b.sleep(b.backoff(attempt)) {
 			return err
 		}
-		b.retries.Add(1)
+		b.counts.Retries.Add(1)
 	}
 }
 

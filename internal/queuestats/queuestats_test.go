@@ -1,0 +1,75 @@
+package queuestats
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/abkit/experiments"
+)
+
+// Every row offered ends in exactly one of Queued, Written and Dropped.
+func TestCountersAccountForEveryRow(t *testing.T) {
+	var c Counters
+	c.Drop() // refused before queueing
+	for range 10 {
+		c.Queued.Add(1)
+	}
+	c.Unqueue() // queued, then refused
+	c.Batches.Add(1)
+	c.Wrote(5)
+	c.FailedBatches.Add(1)
+	c.GaveUp(3, errors.New("boom"))
+	c.Retries.Add(2)
+	want := experiments.QueueStats{Queued: 1, Written: 5, Dropped: 5, Batches: 1, FailedBatches: 1, Retries: 2}
+	if got := c.Stats(); got != want {
+		t.Errorf("Stats %+v, want %+v", got, want)
+	}
+	if c.Lost() != 3 || c.LastError() == nil || c.LastError().Error() != "boom" {
+		t.Errorf("Lost %d, LastError %v; want 3, boom", c.Lost(), c.LastError())
+	}
+}
+
+// AwaitClosed reports only what was given up after Closing, with the
+// last error as the cause.
+func TestAwaitClosedReportsWhatWasLostSinceClosing(t *testing.T) {
+	var c Counters
+	c.GaveUp(2, errors.New("before"))
+	c.Closing()
+	work, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	done := make(chan struct{})
+	close(done)
+	if lost, cause := c.AwaitClosed(context.Background(), work, cancel, done); lost != 0 || cause != nil {
+		t.Errorf("nothing lost since Closing: got %d, %v", lost, cause)
+	}
+	c.GaveUp(4, errors.New("after"))
+	if lost, cause := c.AwaitClosed(context.Background(), work, cancel, done); lost != 4 || cause == nil || cause.Error() != "after" {
+		t.Errorf("got %d, %v; want 4, after", lost, cause)
+	}
+}
+
+// When ctx ends first, AwaitClosed cancels the writers with ctx's error,
+// still waits for them, and reports that error: to every caller, also
+// one whose own ctx did not end.
+func TestAwaitClosedCancelsWhenItsContextEnds(t *testing.T) {
+	var c Counters
+	c.Closing()
+	work, cancel := context.WithCancelCause(context.Background())
+	done := make(chan struct{})
+	go func() { // a writer that gives its batch up once cancelled
+		<-work.Done()
+		c.GaveUp(7, context.Cause(work))
+		close(done)
+	}()
+	ctx, stop := context.WithCancel(context.Background())
+	stop()
+	lost, cause := c.AwaitClosed(ctx, work, cancel, done)
+	if lost != 7 || !errors.Is(cause, context.Canceled) {
+		t.Errorf("got %d, %v; want 7, context.Canceled", lost, cause)
+	}
+	c.GaveUp(1, errors.New("later")) // LastError changes, the cause does not
+	if _, cause := c.AwaitClosed(context.Background(), work, cancel, done); !errors.Is(cause, context.Canceled) {
+		t.Errorf("second caller: cause %v, want context.Canceled", cause)
+	}
+}
