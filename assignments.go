@@ -149,7 +149,10 @@ func (c *compiledFlag) offByPercentOnly(courseKey string) bool {
 // recall reads the bucket remembered for the request's user in
 // experiment. st.mu is held.
 func (f *ExperimentFlag) recall(ctx context.Context, st *reqState, experiment string) recall {
-	b, ok, err := safeAssignment(ctx, st.x.assignments, st.user.ID, experiment)
+	a := st.x.assignments
+	var b int
+	var ok bool
+	err := safeCall(func() (err error) { b, ok, err = a.Assignment(ctx, st.user.ID, experiment); return err })
 	switch {
 	case err != nil:
 		return recall{err: fmt.Errorf("%s: %w: reading %q: %w", f.full, ErrAssignments, experiment, err)}
@@ -171,13 +174,9 @@ func (f *ExperimentFlag) stickyBucket(ctx context.Context, st *reqState, courseK
 	if r.found {
 		return Decision{Bucket: r.bucket, Reason: ReasonSticky}
 	}
-	hashCourse := ""
-	if f.courseAware {
-		hashCourse = courseKey
-	}
-	b, err := st.x.hash(f.full, hashCourse, &st.user, f.buckets)
+	b, err := f.hashBucket(st, courseKey)
 	if err != nil {
-		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)}
+		return Decision{Reason: ReasonError, Err: err}
 	}
 	d := Decision{Bucket: b, Reason: ReasonHashed, Err: r.err}
 	// After a failed read, a save could replace a bucket still valid
@@ -190,16 +189,6 @@ func (f *ExperimentFlag) stickyBucket(ctx context.Context, st *reqState, courseK
 		d.Err = fmt.Errorf("%s: %w: saving %q bucket %d: %w", f.full, ErrAssignments, experiment, b, err)
 	}
 	return d
-}
-
-// safeAssignment calls a.Assignment, turning a panic into an error.
-func safeAssignment(ctx context.Context, a Assignments, userID, experiment string) (b int, ok bool, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			b, ok, err = 0, false, fmt.Errorf("panic: %v", p)
-		}
-	}()
-	return a.Assignment(ctx, userID, experiment)
 }
 
 // joinErr returns a and b joined, or the one that is not nil.

@@ -281,13 +281,23 @@ func (f *ExperimentFlag) evaluate(ctx context.Context, st *reqState, courseKey s
 	if f.sticky && x.assignments != nil {
 		return f.stickyBucket(ctx, st, courseKey, kept) // assignments.go
 	}
+	b, err := f.hashBucket(st, courseKey)
+	if err != nil {
+		return Decision{Reason: ReasonError, Err: err}
+	}
+	return Decision{Bucket: b, Reason: ReasonHashed}
+}
+
+// hashBucket returns the bucket the hash gives the user: of the flag's
+// group and, for a course-aware flag, the course.
+func (f *ExperimentFlag) hashBucket(st *reqState, courseKey string) (int, error) {
 	hashCourse := ""
 	if f.courseAware {
 		hashCourse = courseKey
 	}
-	b, err := x.hash(f.full, hashCourse, &st.user, f.buckets)
+	b, err := st.x.hash(f.full, hashCourse, &st.user, f.buckets)
 	if err != nil {
-		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)}
+		return 0, fmt.Errorf("%s: %w", f.full, err)
 	}
-	return Decision{Bucket: b, Reason: ReasonHashed}
+	return b, nil
 }

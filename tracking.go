@@ -107,8 +107,8 @@ func (st *reqState) mark(ctx context.Context, sess *sessions.Session, key string
 	}
 }
 
-// safeCall calls fn, a Tracker's or Recorder's method, turning a panic
-// into an error.
+// safeCall calls fn, a Tracker's, Recorder's or Assignments' method,
+// turning a panic into an error.
 func safeCall(fn func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
