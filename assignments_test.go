@@ -15,15 +15,16 @@ import (
 
 // The flags of the sticky tests share one experiment, "sticky_test.exp",
 // declared as the deploys that change it would: two buckets, then three,
-// with and without WithStickyBuckets.
+// with and without WithStickyBuckets, each in a FlagSet of its own as each
+// deploy is a process of its own.
 var (
-	stickyTwo   = experiments.NewFlag("sticky_test", "exp", experiments.WithBuckets(2), experiments.WithStickyBuckets(true))
-	stickyThree = experiments.NewFlag("sticky_test", "exp", experiments.WithBuckets(3), experiments.WithStickyBuckets(true))
-	plainTwo    = experiments.NewFlag("sticky_test", "exp", experiments.WithBuckets(2))
-	plainThree  = experiments.NewFlag("sticky_test", "exp", experiments.WithBuckets(3))
-	stickyWin   = experiments.NewFlag("sticky_test", "exp", experiments.WithBuckets(2), experiments.WithStickyBuckets(true),
+	stickyTwo   = experiments.NewFlagSet().NewFlag("sticky_test", "exp", experiments.WithBuckets(2), experiments.WithStickyBuckets(true))
+	stickyThree = experiments.NewFlagSet().NewFlag("sticky_test", "exp", experiments.WithBuckets(3), experiments.WithStickyBuckets(true))
+	plainTwo    = experiments.NewFlagSet().NewFlag("sticky_test", "exp", experiments.WithBuckets(2))
+	plainThree  = experiments.NewFlagSet().NewFlag("sticky_test", "exp", experiments.WithBuckets(3))
+	stickyWin   = experiments.NewFlagSet().NewFlag("sticky_test", "exp", experiments.WithBuckets(2), experiments.WithStickyBuckets(true),
 		experiments.WithExperimentID(31))
-	stickyUnaware = experiments.NewFlag("sticky_test", "exp", experiments.WithBuckets(2), experiments.WithStickyBuckets(true),
+	stickyUnaware = experiments.NewFlagSet().NewFlag("sticky_test", "exp", experiments.WithBuckets(2), experiments.WithStickyBuckets(true),
 		experiments.WithCourseAwareBucketing(false))
 )
 
@@ -588,7 +589,7 @@ func TestStickyBucketsConfig(t *testing.T) {
 		if !stickyTwo.StickyBuckets() || plainTwo.StickyBuckets() {
 			t.Error("StickyBuckets() does not report WithStickyBuckets")
 		}
-		if f := experiments.NewFlag("sticky_test", "off", experiments.WithStickyBuckets(true), experiments.WithStickyBuckets(false)); f.StickyBuckets() {
+		if f := experiments.NewFlagSet().NewFlag("sticky_test", "off", experiments.WithStickyBuckets(true), experiments.WithStickyBuckets(false)); f.StickyBuckets() {
 			t.Error("WithStickyBuckets(false) after true: still sticky")
 		}
 	})
@@ -647,7 +648,7 @@ func TestStickyBucketsConcurrently(t *testing.T) {
 // a MemStore that remembers every user's bucket: the read replaces the
 // hash.
 func BenchmarkBucketFirstSticky(b *testing.B) {
-	sticky := experiments.NewFlag("bench", "upgrade", experiments.WithStickyBuckets(true))
+	sticky := experiments.NewFlagSet().NewFlag("bench", "upgrade", experiments.WithStickyBuckets(true))
 	x, users := benchRuntime(b, experiments.Config{})
 	bg := context.Background()
 	for _, u := range users {
@@ -673,17 +674,18 @@ func ExampleWithStickyBuckets() {
 	x := experiments.New(experiments.Config{Store: store})
 	user := experiments.User{ID: "2"}
 
-	// The first deploy: two buckets.
-	v1 := experiments.NewFlag("course_experience", "upgrade_button", experiments.WithStickyBuckets(true))
+	// Each deploy is a process of its own, with the flag declared once:
+	// here, a FlagSet each. The first deploy: two buckets.
+	v1 := experiments.NewFlagSet().NewFlag("course_experience", "upgrade_button", experiments.WithStickyBuckets(true))
 	d := v1.Decide(x.NewContext(ctx, user), "")
 	fmt.Println("2 buckets:", d.Bucket, d.Reason)
 
 	// The next deploy adds a variant.
-	v2 := experiments.NewFlag("course_experience", "upgrade_button", experiments.WithBuckets(3), experiments.WithStickyBuckets(true))
+	v2 := experiments.NewFlagSet().NewFlag("course_experience", "upgrade_button", experiments.WithBuckets(3), experiments.WithStickyBuckets(true))
 	d = v2.Decide(x.NewContext(ctx, user), "")
 	fmt.Println("3 buckets:", d.Bucket, d.Reason)
 
-	plain := experiments.NewFlag("course_experience", "upgrade_button", experiments.WithBuckets(3))
+	plain := experiments.NewFlagSet().NewFlag("course_experience", "upgrade_button", experiments.WithBuckets(3))
 	d = plain.Decide(x.NewContext(ctx, user), "")
 	fmt.Println("3 buckets, not sticky:", d.Bucket, d.Reason)
 	// Output:

@@ -166,8 +166,8 @@ func TestHashers(t *testing.T) {
 // the full name, plus "." + courseKey when course-aware and a course is given.
 func TestFlagHashingGroup(t *testing.T) {
 	const course = "course-v1:edX+DemoX+2026"
-	aware := experiments.NewFlag("bucket_test", "aware", experiments.WithBuckets(7))
-	unaware := experiments.NewFlag("bucket_test", "unaware", experiments.WithBuckets(7), experiments.WithCourseAwareBucketing(false))
+	aware := experiments.NewFlagSet().NewFlag("bucket_test", "aware", experiments.WithBuckets(7))
+	unaware := experiments.NewFlagSet().NewFlag("bucket_test", "unaware", experiments.WithBuckets(7), experiments.WithCourseAwareBucketing(false))
 	store := experiments.NewMemStore()
 	for _, f := range []*experiments.ExperimentFlag{aware, unaware} {
 		if err := store.SetFlag(context.Background(), f.Name(), experiments.On()); err != nil {

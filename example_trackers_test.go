@@ -10,14 +10,16 @@ import (
 	"github.com/abkit/experiments"
 )
 
+// exampleMulti is the experiment of ExampleMultiTracker.
+var exampleMulti = experiments.NewFlag("course_experience", "example_multi")
+
 // Send every event both to the log, as JSON with edX's property names, and
 // to a function of your own. The record's time is the event's: fixed here
 // by Config.Now, and by ReplaceAttr for good measure.
 func ExampleMultiTracker() {
 	ctx := context.Background()
-	flag := experiments.NewFlag("course_experience", "example_multi")
 	store := experiments.NewMemStore()
-	_ = store.SetFlag(ctx, flag.Name(), experiments.On())
+	_ = store.SetFlag(ctx, exampleMulti.Name(), experiments.On())
 
 	fixed := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{
@@ -43,7 +45,7 @@ func ExampleMultiTracker() {
 	})
 
 	rctx := x.NewContext(ctx, experiments.User{ID: "42"})
-	fmt.Println("bucket", flag.Bucket(rctx, "course-v1:edX+DemoX+2026"))
+	fmt.Println("bucket", exampleMulti.Bucket(rctx, "course-v1:edX+DemoX+2026"))
 	// Output:
 	// {"time":"2026-03-01T12:00:00Z","level":"INFO","msg":"edx.bi.experiment.user.bucketed","user_id":"42","site":"learn.example.org","app_label":"course_experience","experiment":"example_multi","course_id":"course-v1:edX+DemoX+2026","bucket":1,"is_staff":false,"nonInteraction":1}
 	// to the warehouse: user 42, bucket 1

@@ -36,7 +36,8 @@ type ExperimentFlag struct {
 type FlagOption func(*ExperimentFlag)
 
 // WithBuckets sets the number of buckets, control included. Optional.
-// Default: 2 (control and one variant). NewFlag panics when n < 1.
+// Default: 2 (control and one variant). NewFlag panics when n < 2 (a
+// single bucket would be control alone: no experiment) or n > 1024.
 func WithBuckets(n int) FlagOption { return func(f *ExperimentFlag) { f.buckets = n } }
 
 // WithExperimentID links the flag to an experiment's values, whose
@@ -57,10 +58,16 @@ func WithCourseAwareBucketing(on bool) FlagOption {
 // NewFlag declares the experiment "namespace.name", whose bucket flags are
 // "namespace.name.0" to "namespace.name.<buckets-1>". namespace and name
 // are 1 to 100 ASCII letters, digits, '_' or '-'. NewFlag panics on an
-// invalid name, buckets outside 1 to 1024, or an experiment ID outside 0
-// to MaxExperimentID: flags are
-// package-level values, so the mistake shows at start-up.
+// invalid name, buckets outside 2 to 1024, an experiment ID outside 0
+// to MaxExperimentID, or a name already declared (in DefaultFlagSet, see
+// FlagSet): flags are package-level values, so the mistake shows at
+// start-up.
 func NewFlag(namespace, name string, opts ...FlagOption) *ExperimentFlag {
+	return DefaultFlagSet.declare(newFlag(namespace, name, opts), caller(2))
+}
+
+// newFlag returns the flag NewFlag declares, validated.
+func newFlag(namespace, name string, opts []FlagOption) *ExperimentFlag {
 	f := &ExperimentFlag{namespace: namespace, name: name, full: namespace + "." + name, buckets: 2, courseAware: true}
 	for _, o := range opts {
 		o(f)
@@ -70,8 +77,8 @@ func NewFlag(namespace, name string, opts ...FlagOption) *ExperimentFlag {
 		panic(fmt.Sprintf("experiments.NewFlag: namespace %q: want 1 to 100 letters, digits, '_' or '-'", namespace))
 	case !validPart(name):
 		panic(fmt.Sprintf("experiments.NewFlag: name %q: want 1 to 100 letters, digits, '_' or '-'", name))
-	case f.buckets < 1 || f.buckets > maxBucketFlag:
-		panic(fmt.Sprintf("experiments.NewFlag %s: WithBuckets(%d): want 1 to %d", f.full, f.buckets, maxBucketFlag))
+	case f.buckets < 2 || f.buckets > maxBucketFlag:
+		panic(fmt.Sprintf("experiments.NewFlag %s: WithBuckets(%d): want 2 to %d", f.full, f.buckets, maxBucketFlag))
 	case f.hasExperimentID && (f.experimentID < 0 || f.experimentID > MaxExperimentID):
 		panic(fmt.Sprintf("experiments.NewFlag %s: WithExperimentID(%d): want 0 to %d", f.full, f.experimentID, MaxExperimentID))
 	}

@@ -9,11 +9,13 @@ import (
 	"github.com/abkit/experiments/admin"
 )
 
+// checkout is an experiment, declared once at package level.
+var checkout = experiments.NewFlag("shop", "checkout")
+
 // The dashboard on net/http, with staff allowed to change experiments
 // and everyone else refused. currentUser stands for the app's own login.
 func Example() {
 	store := experiments.NewMemStore()
-	checkout := experiments.NewFlag("shop", "checkout")
 	currentUser := func(r *http.Request) experiments.User {
 		if r.Header.Get("Authorization") == "Bearer staff-token" { // your session lookup here
 			return experiments.User{ID: "1", Username: "carol", Staff: true}

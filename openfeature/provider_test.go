@@ -483,7 +483,7 @@ func TestHookTracksTheForcedBucket(t *testing.T) {
 
 func TestHookTracksTheStickyBucket(t *testing.T) {
 	t.Parallel()
-	sticky := experiments.NewFlag("ofp_test", "sticky", experiments.WithBuckets(3), experiments.WithStickyBuckets(true))
+	sticky := experiments.NewFlagSet().NewFlag("ofp_test", "sticky", experiments.WithBuckets(3), experiments.WithStickyBuckets(true))
 	fx := newFixture(t, experiments.Config{})
 	ctx := context.Background()
 	must(t, fx.store.SetFlag(ctx, sticky.Name(), experiments.On()))
@@ -740,7 +740,7 @@ func TestHookTracksOncePerSession(t *testing.T) {
 func TestNewProviderPanicsOnMistakes(t *testing.T) {
 	t.Parallel()
 	x := experiments.New(experiments.Config{})
-	twin := experiments.NewFlag("ofp_test", "three_way")
+	twin := experiments.NewFlagSet().NewFlag("ofp_test", "three_way")
 	tests := []struct {
 		name string
 		fn   func()

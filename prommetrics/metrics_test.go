@@ -19,7 +19,7 @@ import (
 const course = "course-v1:edX+DemoX+2026"
 
 var (
-	upgrade = experiments.NewFlag("course_experience", "upgrade_button", experiments.WithBuckets(3))
+	upgrade = experiments.NewFlagSet().NewFlag("course_experience", "upgrade_button", experiments.WithBuckets(3))
 	banner  = experiments.NewFlag("course_experience", "banner")
 )
 

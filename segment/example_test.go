@@ -12,6 +12,9 @@ import (
 	"github.com/abkit/experiments/segment"
 )
 
+// exampleFlag is the experiment of ExampleNew.
+var exampleFlag = experiments.NewFlag("course_experience", "example_segment")
+
 // Send the "user bucketed" events to Segment through analytics-go. A local
 // server stands in for api.segment.io and prints the messages it receives.
 func ExampleNew() {
@@ -37,13 +40,12 @@ func ExampleNew() {
 		panic(err)
 	}
 
-	flag := experiments.NewFlag("course_experience", "example_segment")
 	store := experiments.NewMemStore()
-	_ = store.SetFlag(ctx, flag.Name(), experiments.On())
+	_ = store.SetFlag(ctx, exampleFlag.Name(), experiments.On())
 	x := experiments.New(experiments.Config{Store: store, Tracker: tracker, Site: "learn.example.org"})
 
 	rctx := x.NewContext(ctx, experiments.User{ID: "42"})
-	fmt.Println("bucket", flag.Bucket(rctx, ""))
+	fmt.Println("bucket", exampleFlag.Bucket(rctx, ""))
 
 	// At shutdown: send what is queued.
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

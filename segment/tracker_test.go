@@ -645,7 +645,7 @@ func TestTrackerErrorsNeitherPanicNorBlockTheRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	flag := experiments.NewFlag("course_experience", "segment_failures")
+	flag := experiments.NewFlagSet().NewFlag("course_experience", "segment_failures")
 	store := experiments.NewMemStore()
 	if err := store.SetFlag(ctx, flag.Name(), experiments.On()); err != nil {
 		t.Fatal(err)
@@ -855,7 +855,7 @@ func TestThroughTheRuntime(t *testing.T) {
 	f := newFakeSegment(t, nil)
 	tr, _ := newTracker(t, f)
 	ctx := context.Background()
-	flag := experiments.NewFlag("course_experience", "segment_runtime")
+	flag := experiments.NewFlagSet().NewFlag("course_experience", "segment_runtime")
 	store := experiments.NewMemStore()
 	if err := store.SetFlag(ctx, flag.Name(), experiments.On()); err != nil {
 		t.Fatal(err)

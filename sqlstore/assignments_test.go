@@ -16,8 +16,8 @@ import (
 )
 
 var (
-	stickyFlag      = experiments.NewFlag("assign_test", "exp", experiments.WithStickyBuckets(true))
-	stickyFlagThree = experiments.NewFlag("assign_test", "exp", experiments.WithBuckets(3), experiments.WithStickyBuckets(true))
+	stickyFlag      = experiments.NewFlagSet().NewFlag("assign_test", "exp", experiments.WithStickyBuckets(true))
+	stickyFlagThree = experiments.NewFlagSet().NewFlag("assign_test", "exp", experiments.WithBuckets(3), experiments.WithStickyBuckets(true))
 )
 
 const stickyCourse = "course-v1:AssignX+Sticky+2026"

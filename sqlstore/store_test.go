@@ -270,7 +270,7 @@ func TestCustomEnrollmentQuery(t *testing.T) {
 	}
 
 	// Through a flag with a window: enrolled before the start → control.
-	flag := experiments.NewFlag("sqlstore_test", "windowed", experiments.WithExperimentID(9))
+	flag := experiments.NewFlagSet().NewFlag("sqlstore_test", "windowed", experiments.WithExperimentID(9))
 	if err := s.SetFlag(ctx, flag.Name(), experiments.On()); err != nil {
 		t.Fatal(err)
 	}

@@ -15,9 +15,9 @@ import (
 // remembers, and the decisions of flags made WithStickyBuckets on it.
 
 var (
-	stickyTwo   = experiments.NewFlag("storetest", "sticky", experiments.WithBuckets(2), experiments.WithStickyBuckets(true))
-	stickyThree = experiments.NewFlag("storetest", "sticky", experiments.WithBuckets(3), experiments.WithStickyBuckets(true))
-	plainThree  = experiments.NewFlag("storetest", "sticky", experiments.WithBuckets(3))
+	stickyTwo   = experiments.NewFlagSet().NewFlag("storetest", "sticky", experiments.WithBuckets(2), experiments.WithStickyBuckets(true))
+	stickyThree = experiments.NewFlagSet().NewFlag("storetest", "sticky", experiments.WithBuckets(3), experiments.WithStickyBuckets(true))
+	plainThree  = experiments.NewFlagSet().NewFlag("storetest", "sticky", experiments.WithBuckets(3))
 )
 
 // setUpAssignments is setUp for a test of experiments.Assignments: skipped

@@ -97,7 +97,7 @@ func seedStore(t *testing.T) seed {
 		return now
 	}
 	x := experiments.New(experiments.Config{Store: s, Recorder: s, Now: clock})
-	checkout := experiments.NewFlag("shop", "checkout")
+	checkout := experiments.NewFlagSet().NewFlag("shop", "checkout")
 	for i := range courseUsers {
 		rctx := x.NewContext(ctx, experiments.User{ID: fmt.Sprintf("u%03d", i)})
 		d := checkout.Decide(rctx, course)
