@@ -148,6 +148,7 @@ func (f *ExperimentFlag) IsExperimentOn(ctx context.Context, courseKey string) b
 		return o.active
 	}
 	if sc == nil || sc.st == nil {
+		hintNoRequest(ctx, f)
 		return false
 	}
 	st := sc.st
@@ -205,6 +206,7 @@ func (f *ExperimentFlag) decideIn(ctx context.Context, courseKey string, track b
 		return o.decision(f)
 	}
 	if sc == nil || sc.st == nil {
+		hintNoRequest(ctx, f)
 		return Decision{Reason: ReasonNoRequest}
 	}
 	st := sc.st

@@ -18,7 +18,9 @@ import (
 // Config configures an Experiments runtime. Every field is optional.
 type Config struct {
 	// Store holds flags, overrides and experiment values.
-	// Optional. Default: an empty MemStore (every flag off).
+	// Optional. Default: an empty MemStore (every flag off), which New
+	// logs a warning about: a MemStore of your own is the way to run on
+	// memory.
 	Store Store
 	// Enrollments tells when users enrolled, for enrollment windows.
 	// Optional. Default: Store, if it implements Enrollments.
@@ -88,8 +90,18 @@ type Experiments struct {
 	observer // observe.go
 }
 
-// New returns an Experiments for cfg, with the defaults of Config filled in.
+// defaultSessionName is Config.SessionName's default.
+const defaultSessionName = "experiments"
+
+// New returns an Experiments for cfg, with the defaults of Config filled
+// in. It panics when cfg.Validate fails (a session store without a key,
+// say): such a runtime would send the event again on every request, and
+// New runs at start-up, where the mistake should show. It logs a warning
+// when cfg.Store is nil.
 func New(cfg Config) *Experiments {
+	if err := cfg.Validate(); err != nil {
+		panic("experiments.New: " + err.Error())
+	}
 	x := &Experiments{
 		store: cfg.Store, enrollments: cfg.Enrollments, tracker: cfg.Tracker, recorder: cfg.Recorder,
 		sessions: cfg.Sessions, sessionName: cfg.SessionName, hasher: cfg.Hasher,
@@ -107,7 +119,7 @@ func New(cfg Config) *Experiments {
 		x.assignments, _ = x.store.(Assignments)
 	}
 	if x.sessionName == "" {
-		x.sessionName = "experiments"
+		x.sessionName = defaultSessionName
 	}
 	if cfg.SessionOptions != nil {
 		x.sessionOpts = *cfg.SessionOptions
@@ -121,6 +133,9 @@ func New(cfg Config) *Experiments {
 	}
 	if x.log == nil {
 		x.log = slog.Default()
+	}
+	if cfg.Store == nil {
+		x.hintNoStore()
 	}
 	return x
 }
