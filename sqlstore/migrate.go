@@ -93,11 +93,14 @@ func embeddedMigrations() ([]migration, error) {
 // migrations table records it: 0 when the schema, the table or its row is
 // missing (nothing migrated yet). It only reads. The error wraps
 // ErrSchemaDirty when a migration failed halfway (the version returned is
-// the one it was running), and the driver's error when the database
-// cannot be read.
+// the one it was running), ErrConnect when the database cannot be
+// reached, and the driver's error when it cannot be read.
 func Version(ctx context.Context, db *sqlx.DB, schema string) (uint, error) {
 	if err := checkSchema(schema); err != nil {
 		return 0, err
+	}
+	if err := db.PingContext(ctx); err != nil {
+		return 0, connectError("", err)
 	}
 	v, dirty, err := readVersion(ctx, db, schema)
 	if err != nil {
@@ -143,7 +146,8 @@ func readVersion(ctx context.Context, db *sqlx.DB, schema string) (version uint,
 // schema when it exists); a store's runtime needs far fewer, see Open.
 // Processes that migrate the same schema at once take turns. The error
 // wraps ErrSchemaAhead when the schema is newer than this package (and
-// nothing is changed), ErrSchemaDirty after a failed migration.
+// nothing is changed), ErrSchemaDirty after a failed migration,
+// ErrConnect when the database cannot be reached.
 func Migrate(ctx context.Context, db *sqlx.DB, schema string) (before, after uint, err error) {
 	before, err = Version(ctx, db, schema)
 	if err != nil {

@@ -2,79 +2,21 @@ package sqlstore_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
-	"os"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/abkit/experiments"
+	"github.com/abkit/experiments/internal/pgtest"
 	"github.com/abkit/experiments/results"
 	"github.com/abkit/experiments/sqlstore"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
-
-// newRole creates a login role (trust authentication, like the test
-// database's other users), dropped with its privileges when the test
-// ends, and returns its name and a DSN that connects as it.
-func newRole(t *testing.T, prefix string) (name, dsn string) {
-	t.Helper()
-	b := make([]byte, 6)
-	rand.Read(b)
-	name = prefix + hex.EncodeToString(b)
-	db := testDB(t)
-	if _, err := db.Exec("CREATE ROLE " + pq.QuoteIdentifier(name) + " LOGIN"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// DROP OWNED revokes its privileges in this database, where all are.
-		if _, err := db.Exec("DROP OWNED BY " + pq.QuoteIdentifier(name)); err != nil {
-			t.Errorf("revoking the privileges of %s: %v", name, err)
-		}
-		if _, err := db.Exec("DROP ROLE " + pq.QuoteIdentifier(name)); err != nil {
-			t.Errorf("dropping role %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(testDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.User(name)
-	return name, u.String()
-}
-
-// readmeGrants returns the README's GRANT block for role (the role the
-// README names: experiments_reader or experiments_app), for schema and
-// the role given.
-func readmeGrants(t *testing.T, readmeRole, schema, role string) string {
-	t.Helper()
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var block string
-	for _, m := range regexp.MustCompile("(?s)```sql\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
-		if strings.HasPrefix(strings.TrimSpace(m[1]), "GRANT") && strings.Contains(m[1], " TO "+readmeRole+";") {
-			if block != "" {
-				t.Fatalf("README.md has two GRANT blocks for %s", readmeRole)
-			}
-			block = m[1]
-		}
-	}
-	if block == "" {
-		t.Fatalf("README.md has no GRANT block for %s", readmeRole)
-	}
-	block = regexp.MustCompile(`\b`+readmeRole+`\b`).ReplaceAllString(block, pq.QuoteIdentifier(role))
-	return regexp.MustCompile(`\bexperiments\b`).ReplaceAllString(block, pq.QuoteIdentifier(schema))
-}
 
 // isPermissionDenied says err is PostgreSQL's insufficient_privilege.
 func isPermissionDenied(err error) bool {
@@ -103,14 +45,10 @@ func TestOpenWithLeastPrivilege(t *testing.T) {
 	if err := owner.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db := testDB(t)
-	reader, readerDSN := newRole(t, "exptest_reader_")
-	app, appDSN := newRole(t, "exptest_app_")
-	for _, g := range []string{readmeGrants(t, "experiments_reader", schema, reader), readmeGrants(t, "experiments_app", schema, app)} {
-		if _, err := db.Exec(g); err != nil {
-			t.Fatalf("README grants: %v\n%s", err, g)
-		}
-	}
+	reader, readerDSN := pgtest.Role(t, "exptest_reader_")
+	app, appDSN := pgtest.Role(t, "exptest_app_")
+	pgtest.Grants(t, "../README.md", "experiments_reader", schema, reader)
+	pgtest.Grants(t, "../README.md", "experiments_app", schema, app)
 	open := func(t *testing.T, dsn string) *sqlstore.Store {
 		t.Helper()
 		s, err := sqlstore.OpenWith(ctx, dsn, sqlstore.WithSchema(schema), sqlstore.WithPollInterval(time.Hour),
