@@ -427,6 +427,9 @@ func TestHelp(t *testing.T) {
 		{[]string{"list", "-h"}, "experiments report [-dsn DSN]"},
 		{[]string{"report", "-h"}, "-course '' means the\n              experiment without a course"},
 		{[]string{"help", "report"}, "-buckets number"},
+		{[]string{"help", "migrate"}, "-print"},
+		{[]string{"migrate", "-h"}, "experiments migrate [-dsn DSN] [-schema S] [-print] [-json]"},
+		{[]string{"-json", "-h"}, "-dsn, -schema and -json may also come before the command"},
 	} {
 		code, stdout, stderr := runCLI(t, tc.args...)
 		if code != exitOK || !strings.Contains(stdout, tc.want) || stderr != "" {
