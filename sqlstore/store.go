@@ -95,11 +95,13 @@ type options struct {
 	enrollTimeout time.Duration
 	assignTimeout time.Duration
 	recorder      []TrackerOption
+	migrate       bool
+	addr          string // host:port of the DSN, for errors; "" with New
 }
 
-// WithSchema puts the store's tables in schema, created if missing
-// (OpenWith only; New takes the schema as an argument).
-// Optional. Default: "public".
+// WithSchema puts the store's tables in schema, created if missing and
+// the store migrates (OpenWith only; New takes the schema as an
+// argument). Optional. Default: "public".
 func WithSchema(schema string) Option { return func(o *options) { o.schema = schema } }
 
 // WithLogger sets where failures to reach the database are logged (once
@@ -117,6 +119,22 @@ func WithPollInterval(d time.Duration) Option { return func(o *options) { o.poll
 // interval. OpenWith listens with its own DSN. Optional. Default: none.
 func WithListenDSN(dsn string) Option { return func(o *options) { o.listenDSN = dsn } }
 
+// WithMigrate says whether opening the store may migrate its tables when
+// the schema is behind SchemaVersion (or has no store yet). With false,
+// such a schema fails Open, OpenWith and New with an error wrapping
+// ErrSchemaBehind that names the schema and both versions, and nothing
+// is written: for roles that may only read and write the store's rows,
+// with the schema migrated beforehand (Migrate, MigrationSQL, or
+// "experiments migrate"). Either way a schema already at SchemaVersion
+// is only read, and one newer than it is refused (ErrSchemaAhead).
+// Optional. Default: true.
+func WithMigrate(on bool) Option { return func(o *options) { o.migrate = on } }
+
+// ErrConnect is wrapped by the errors of Open, OpenWith and New when the
+// database cannot be reached or refuses the connection; the error names
+// the host and port of the DSN and wraps the driver's error too.
+var ErrConnect = errors.New("sqlstore: connecting to PostgreSQL")
+
 // WithEnrollmentTimeout bounds each enrollment lookup (the request's
 // context may bound it further). Optional. Default: 500 ms.
 func WithEnrollmentTimeout(d time.Duration) Option {
@@ -124,8 +142,11 @@ func WithEnrollmentTimeout(d time.Duration) Option {
 }
 
 // Open connects to the PostgreSQL database at dsn, migrates the store's
-// tables in schema "public", loads the configuration and listens for
-// changes. Close releases the connections.
+// tables in schema "public" if they are behind SchemaVersion (a schema
+// already migrated is only read, so a role with no more privileges than
+// the store's use needs can open it; see WithMigrate), loads the
+// configuration and listens for changes. Close releases the connections.
+// A database that cannot be reached gives an error wrapping ErrConnect.
 func Open(ctx context.Context, dsn string) (*Store, error) { return OpenWith(ctx, dsn) }
 
 // OpenWith is Open with options.
@@ -139,6 +160,7 @@ func OpenWith(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	db.SetMaxIdleConns(5)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	o.listenDSN = dsn
+	o.addr = dsnAddr(dsn)
 	s, err := start(ctx, db, true, o)
 	if err != nil {
 		db.Close()
@@ -148,8 +170,9 @@ func OpenWith(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 }
 
 // New is Open for an app that owns its pool: the store uses db, puts its
-// tables in schema (created if missing; "" is "public"), and does not
-// close db. Without WithListenDSN it finds changes by polling.
+// tables in schema ("" is "public"; created if missing when the store
+// migrates), and does not close db. Without WithListenDSN it finds
+// changes by polling.
 func New(ctx context.Context, db *sqlx.DB, schema string, opts ...Option) (*Store, error) {
 	o := newOptions(opts)
 	if schema != "" {
@@ -159,7 +182,7 @@ func New(ctx context.Context, db *sqlx.DB, schema string, opts ...Option) (*Stor
 }
 
 func newOptions(opts []Option) options {
-	o := options{schema: "public", poll: 5 * time.Second, enrollTimeout: 500 * time.Millisecond, assignTimeout: 500 * time.Millisecond}
+	o := options{migrate: true, schema: "public", poll: 5 * time.Second, enrollTimeout: 500 * time.Millisecond, assignTimeout: 500 * time.Millisecond}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -180,7 +203,10 @@ func start(ctx context.Context, db *sqlx.DB, ownsDB bool, o options) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: recorder: %w", err)
 	}
-	if err := runMigrations(ctx, db, o.schema); err != nil {
+	if err := db.PingContext(ctx); err != nil {
+		return nil, connectError(o.addr, err)
+	}
+	if err := prepareSchema(ctx, db, o.schema, o.migrate); err != nil {
 		return nil, err
 	}
 	t := newTables(o.schema)

@@ -22,7 +22,11 @@ import (
 const listUsage = `Usage:
   experiments [list] [-dsn DSN] [-schema S] [-json]
   experiments report [-dsn DSN] [-schema S] [-flag F] [-course C] [-goal G] [-buckets N] [-json]
-  experiments help [report]
+  experiments migrate [-dsn DSN] [-schema S] [-print] [-json]
+  experiments help [report | migrate]
+
+-dsn, -schema and -json may also come before the command:
+"experiments -json report -flag F" is "experiments report -flag F -json".
 
 experiments, or experiments list, lists the experiments with exposures
 (a flag, in a course or in none, shown "-") with their participants per
@@ -32,13 +36,20 @@ then the goals. -json prints the same as one JSON object.
 experiments report prints the results of the experiments, goal by goal;
 run 'experiments report -h' for its filters.
 
-The database is -dsn, or $EXPERIMENTS_DSN, and its schema -schema. The
-schema must hold a store (sqlstore.Open made it): the command never
-creates one. Opening the store migrates its tables to this version.
+experiments migrate brings the store's tables up to this version, or
+prints the SQL that would; run 'experiments migrate -h'.
+
+The database is -dsn, or $EXPERIMENTS_DSN, and its schema -schema. For
+list and report, the schema must hold a store at this version: they only
+read, never create a store nor migrate one (a role that may only SELECT
+runs them).
 
 Exit status: 0 on success; 2 for bad input (an unknown command, flag or
 argument, a bad value, a goal, flag, course or schema the store does not
-have); 1 when something fails (the database, the output).
+have); 1 when something fails (the database, the output, a schema
+behind or ahead of this version). With -json, an error is one line of
+JSON on stderr, {"error": "…", "code": 2, "hint": "…"}: code is the exit
+status, hint (left out when there is none) points to the usage.
 `
 
 type listOptions struct{ common }
@@ -90,10 +101,10 @@ type listedGoal struct {
 }
 
 // list runs "experiments list".
-func list(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+func list(ctx context.Context, g common, args []string, stdout, stderr io.Writer) (err error) {
 	var o listOptions
 	fs := listFlags(&o)
-	if done, err := parse(fs, args, listUsage, stdout); done {
+	if done, err := parse(fs, &o.common, g, args, listUsage, stdout); done {
 		return err
 	}
 	s, err := openStore(ctx, o.common, stderr)

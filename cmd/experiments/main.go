@@ -4,25 +4,32 @@
 //
 //	experiments [list] [-dsn DSN] [-schema S] [-json]
 //	experiments report [-dsn DSN] [-schema S] [-flag F] [-course C] [-goal G] [-buckets N] [-json]
+//	experiments migrate [-dsn DSN] [-schema S] [-print] [-json]
 //
-// The database is -dsn, or $EXPERIMENTS_DSN. The command reads; opening
-// the store migrates its tables to this version, as every sqlstore.Open
-// does, but a schema without a store is refused, never created. Run
-// "experiments -h" and "experiments report -h" for the details.
+// The database is -dsn, or $EXPERIMENTS_DSN; -dsn, -schema and -json
+// may come before the command too. list and report only read: a schema
+// without a store is refused, never created, and one behind this
+// version is not migrated (run "experiments migrate"). Run
+// "experiments -h", "experiments report -h" and "experiments migrate -h"
+// for the details.
 //
 // Exit status: 0 on success, 2 for bad input (an unknown command, flag
 // or argument, a bad value, a goal, flag, course or schema the store
 // does not have), 1 when something fails (the database, the output).
+// With -json, errors are one JSON object on stderr:
+// {"error": "…", "code": 2, "hint": "…"}, code being the exit status.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -60,34 +67,103 @@ func usagef(format string, args ...any) error {
 
 // run runs the command line args (without the program name), writing
 // results to stdout and errors to stderr, and returns the exit status.
+// The flags every command has (-dsn, -schema, -json) may come before the
+// command as well as after it. With -json anywhere on the command line,
+// errors are written as one JSON object (jsonError).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmd, rest := "list", args
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, rest = args[0], args[1:]
-	}
-	var err error
-	switch cmd {
-	case "list":
-		err = list(ctx, rest, stdout, stderr)
-	case "report":
-		err = report(ctx, rest, stdout, stderr)
-	case "help":
-		err = help(rest, stdout)
-	default:
-		err = &usageError{err: fmt.Errorf("unknown command %q; commands: list, report, help", cmd),
-			hint: "Run 'experiments -h' for usage."}
-	}
+	asJSON := wantsJSON(args)
+	err := dispatch(ctx, args, stdout, stderr, asJSON)
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "experiments: %v\n", err)
-	if u, ok := errors.AsType[*usageError](err); ok {
-		if u.hint != "" {
-			fmt.Fprintln(stderr, u.hint)
-		}
-		return exitUsage
+	code := exitFailure
+	u, isUsage := errors.AsType[*usageError](err)
+	if isUsage {
+		code = exitUsage
 	}
-	return exitFailure
+	if asJSON {
+		e := jsonError{Error: err.Error(), Code: code}
+		if isUsage {
+			e.Hint = u.hint
+		}
+		b, _ := json.Marshal(e)
+		fmt.Fprintf(stderr, "%s\n", b)
+		return code
+	}
+	fmt.Fprintf(stderr, "experiments: %v\n", err)
+	if isUsage && u.hint != "" {
+		fmt.Fprintln(stderr, u.hint)
+	}
+	return code
+}
+
+// jsonError is an error as -json writes it to stderr, one line:
+// {"error": "unknown goal \"x\"; goals: enrolled", "code": 2, "hint": "…"}.
+type jsonError struct {
+	// Error is the message, without the "experiments: " prefix.
+	Error string `json:"error"`
+	// Code is the exit status: 2 for bad input, 1 for a failure.
+	Code int `json:"code"`
+	// Hint points to the usage, for mistakes of syntax; left out otherwise.
+	Hint string `json:"hint,omitempty"`
+}
+
+// wantsJSON says whether args hold -json (or --json, -json=true, …)
+// before a "--", wherever it is: errors of the command line itself must
+// be JSON too.
+func wantsJSON(args []string) bool {
+	on := false
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "json" {
+			continue
+		}
+		if !hasValue {
+			on = true
+			continue
+		}
+		if b, err := strconv.ParseBool(value); err == nil {
+			on = b
+		}
+	}
+	return on
+}
+
+// dispatch parses the flags before the command, then runs the command
+// with them as its flags' defaults.
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer, asJSON bool) error {
+	var g common
+	fs := flag.NewFlagSet("experiments", flag.ContinueOnError)
+	g.register(fs)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return printUsage(stdout, listUsage, listFlags(new(listOptions)))
+		}
+		return &usageError{err: fmt.Errorf("%w (before the command, only -dsn, -schema and -json)", err),
+			hint: "Run 'experiments -h' for usage."}
+	}
+	g.json = g.json || asJSON
+	cmd, rest := "list", fs.Args()
+	if len(rest) > 0 {
+		cmd, rest = rest[0], rest[1:]
+	}
+	switch cmd {
+	case "list":
+		return list(ctx, g, rest, stdout, stderr)
+	case "report":
+		return report(ctx, g, rest, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, g, rest, stdout, stderr)
+	case "help":
+		return help(rest, stdout)
+	}
+	return &usageError{err: fmt.Errorf("unknown command %q; commands: list, report, migrate, help", cmd),
+		hint: "Run 'experiments -h' for usage."}
 }
 
 // help prints the usage of the command named in args, or the overview.
@@ -97,8 +173,10 @@ func help(args []string, stdout io.Writer) error {
 		return printUsage(stdout, listUsage, listFlags(new(listOptions)))
 	case len(args) == 1 && args[0] == "report":
 		return printUsage(stdout, reportUsage, reportFlags(new(reportOptions)))
+	case len(args) == 1 && args[0] == "migrate":
+		return printUsage(stdout, migrateUsage, migrateFlags(new(migrateOptions)))
 	}
-	return &usageError{err: fmt.Errorf("help %s: unknown command; commands: list, report", strings.Join(args, " ")),
+	return &usageError{err: fmt.Errorf("help %s: unknown command; commands: list, report, migrate", strings.Join(args, " ")),
 		hint: "Run 'experiments -h' for usage."}
 }
 
@@ -115,10 +193,12 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.json, "json", false, "print one JSON document, for scripts")
 }
 
-// parse parses args into fs. done says the command stops there: after
+// parse parses args into fs, whose common flags c (registered on fs)
+// start from g, the flags given before the command. done says the command stops there: after
 // -h, having printed the usage to stdout (err is the write's), or on a
 // mistake (err is a usageError).
-func parse(fs *flag.FlagSet, args []string, usage string, stdout io.Writer) (done bool, err error) {
+func parse(fs *flag.FlagSet, c *common, g common, args []string, usage string, stdout io.Writer) (done bool, err error) {
+	*c = g
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	hint := "Run 'experiments " + fs.Name() + " -h' for usage."

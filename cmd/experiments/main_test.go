@@ -330,7 +330,7 @@ func TestCommands(t *testing.T) {
 		code int
 		want string // in stderr
 	}{
-		{"nok, unknown command", []string{"frobnicate"}, "", exitUsage, `experiments: unknown command "frobnicate"; commands: list, report, help` + "\nRun 'experiments -h' for usage.\n"},
+		{"nok, unknown command", []string{"frobnicate"}, "", exitUsage, `experiments: unknown command "frobnicate"; commands: list, report, migrate, help` + "\nRun 'experiments -h' for usage.\n"},
 		{"nok, unknown flag", args("report", "-nope"), "", exitUsage, "report: flag provided but not defined: -nope\nRun 'experiments report -h' for usage."},
 		{"nok, unexpected argument", args("list", "extra"), "", exitUsage, `list: unexpected argument "extra"`},
 		{"nok, -buckets zero", args("report", "-buckets", "0"), "", exitUsage, `invalid value "0" for flag -buckets: want a whole number of buckets from 1 to 1024`},
@@ -347,7 +347,12 @@ func TestCommands(t *testing.T) {
 		{"nok, no DSN", []string{"list", "-schema", sd.schema}, "", exitUsage, "experiments: no database: give -dsn or set EXPERIMENTS_DSN\n"},
 		{"nok, schema that does not exist", []string{"report", "-dsn", sd.dsn, "-schema", missing}, "", exitUsage, fmt.Sprintf("schema %q does not exist (-schema)", missing)},
 		{"nok, empty schema", []string{"list", "-dsn", sd.dsn, "-schema", ""}, "", exitUsage, "-schema is empty"},
-		{"nok, database unreachable", []string{"list", "-dsn", "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=5"}, "", exitFailure, "experiments: database: "},
+		{"nok, database unreachable", []string{"list", "-dsn", "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=5"}, "", exitFailure,
+			"experiments: sqlstore: connecting to PostgreSQL at 127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused\n"},
+		{"nok, database unreachable for migrate", []string{"migrate", "-dsn", "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=5"}, "", exitFailure,
+			"experiments: sqlstore: connecting to PostgreSQL at 127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused\n"},
+		{"nok, a report flag before the command", append([]string{"-flag", checkoutFlag, "report"}, db...), "", exitUsage,
+			"experiments: flag provided but not defined: -flag (before the command, only -dsn, -schema and -json)\nRun 'experiments -h' for usage.\n"},
 		{"nok, unknown help topic", []string{"help", "nope"}, "", exitUsage, "help nope: unknown command"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -422,6 +427,9 @@ func TestHelp(t *testing.T) {
 		{[]string{"list", "-h"}, "experiments report [-dsn DSN]"},
 		{[]string{"report", "-h"}, "-course '' means the\n              experiment without a course"},
 		{[]string{"help", "report"}, "-buckets number"},
+		{[]string{"help", "migrate"}, "-print"},
+		{[]string{"migrate", "-h"}, "experiments migrate [-dsn DSN] [-schema S] [-print] [-json]"},
+		{[]string{"-json", "-h"}, "-dsn, -schema and -json may also come before the command"},
 	} {
 		code, stdout, stderr := runCLI(t, tc.args...)
 		if code != exitOK || !strings.Contains(stdout, tc.want) || stderr != "" {

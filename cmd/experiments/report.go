@@ -78,10 +78,10 @@ func (b *bucketsValue) Set(s string) error {
 }
 
 // report runs "experiments report".
-func report(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+func report(ctx context.Context, g common, args []string, stdout, stderr io.Writer) (err error) {
 	var o reportOptions
 	fs := reportFlags(&o)
-	if done, err := parse(fs, args, reportUsage, stdout); done {
+	if done, err := parse(fs, &o.common, g, args, reportUsage, stdout); done {
 		return err
 	}
 	set := make(map[string]bool)

@@ -18,30 +18,49 @@ import (
 const dsnEnv = "EXPERIMENTS_DSN"
 
 // openStore opens the store that c names. The caller closes it. The
-// schema must already hold a store: opening one migrates its tables, but
-// a mistyped -schema must not create a schema and a store in it.
-// Failures to reach the database later are logged to stderr.
+// schema must already hold a store at this version: the command reads,
+// so it neither creates a store (a mistyped -schema must not create a
+// schema and a store in it) nor migrates one (a role that may only
+// SELECT runs it). Failures to reach the database later are logged to
+// stderr (as JSON lines with -json).
 func openStore(ctx context.Context, c common, stderr io.Writer) (*sqlstore.Store, error) {
+	dsn, err := c.dataSource()
+	if err != nil {
+		return nil, err
+	}
+	if c.schema == "" {
+		return nil, usagef("-schema is empty: give a schema name (default public)")
+	}
+	opts := &slog.HandlerOptions{Level: slog.LevelWarn}
+	var handler slog.Handler = slog.NewTextHandler(stderr, opts)
+	if c.json {
+		handler = slog.NewJSONHandler(stderr, opts)
+	}
+	s, err := sqlstore.OpenWith(ctx, dsn, sqlstore.WithSchema(c.schema), sqlstore.WithLogger(slog.New(handler)),
+		sqlstore.WithMigrate(false))
+	switch {
+	case errors.Is(err, experiments.ErrInvalid):
+		return nil, usagef("-schema %q: %w", c.schema, err)
+	case errors.Is(err, sqlstore.ErrSchemaBehind):
+		// No schema, or no store in it, is a mistyped -schema.
+		if err := checkStore(ctx, dsn, c.schema); err != nil {
+			return nil, err
+		}
+	}
+	return s, err
+}
+
+// dataSource returns -dsn, or $EXPERIMENTS_DSN, or a usageError.
+func (c common) dataSource() (string, error) {
 	dsn := c.dsn
 	if dsn == "" {
 		dsn = os.Getenv(dsnEnv)
 	}
 	if dsn == "" {
-		return nil, &usageError{err: errors.New("no database: give -dsn or set " + dsnEnv),
+		return "", &usageError{err: errors.New("no database: give -dsn or set " + dsnEnv),
 			hint: "Run 'experiments -h' for usage."}
 	}
-	if c.schema == "" {
-		return nil, usagef("-schema is empty: give a schema name (default public)")
-	}
-	if err := checkStore(ctx, dsn, c.schema); err != nil {
-		return nil, err
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s, err := sqlstore.OpenWith(ctx, dsn, sqlstore.WithSchema(c.schema), sqlstore.WithLogger(logger))
-	if errors.Is(err, experiments.ErrInvalid) {
-		return nil, usagef("-schema %q: %w", c.schema, err)
-	}
-	return s, err
+	return dsn, nil
 }
 
 // checkStore reports, as a usageError, a schema that does not exist or
