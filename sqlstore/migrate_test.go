@@ -32,8 +32,9 @@ func TestOpenWithLeastPrivilege(t *testing.T) {
 	ctx := context.Background()
 	schema := newSchema(t)
 	owner := openStoreIn(t, schema)
-	plain := experiments.NewFlag("privtest", "plain")
-	sticky := experiments.NewFlag("privtest", "sticky", experiments.WithStickyBuckets(true))
+	flags := experiments.NewFlagSet() // the test may run more than once in a process
+	plain := flags.NewFlag("privtest", "plain")
+	sticky := flags.NewFlag("privtest", "sticky", experiments.WithStickyBuckets(true))
 	for _, f := range []*experiments.ExperimentFlag{plain, sticky} {
 		if err := owner.SetFlag(ctx, f.Name(), experiments.On()); err != nil {
 			t.Fatal(err)
