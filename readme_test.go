@@ -61,19 +61,22 @@ func readmeBlocks(t *testing.T) []readmeBlock {
 	}
 	var blocks []readmeBlock
 	var cur *readmeBlock
+	indent := "" // of the block's fence: a block in a list item is indented
 	prev := ""
 	sc := bufio.NewScanner(bytes.NewReader(readme))
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
+		trimmed := strings.TrimLeft(line, " ")
 		switch {
-		case cur != nil && line == "```":
+		case cur != nil && line == indent+"```":
 			blocks = append(blocks, *cur)
 			cur = nil
 		case cur != nil:
-			cur.code += line + "\n"
-		case line == "```go":
+			cur.code += strings.TrimPrefix(line, indent) + "\n"
+		case trimmed == "```go":
 			cur = &readmeBlock{line: n}
-			if m := readmeTestLine.FindStringSubmatch(prev); m != nil {
+			indent = line[:len(line)-len(trimmed)]
+			if m := readmeTestLine.FindStringSubmatch(strings.TrimLeft(prev, " ")); m != nil {
 				cur.name = m[1]
 			} else {
 				t.Errorf("README.md:%d: a ```go block without a <!-- readme-test: NAME --> line before it", n)
