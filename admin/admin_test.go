@@ -301,14 +301,9 @@ func TestOnlyAuthorizedUsersReadOrChange(t *testing.T) {
 	}
 }
 
-func TestWithoutAuthorizeEveryoneIsDenied(t *testing.T) {
-	s := newSite(t, admin.Config{Authorize: func(*http.Request) (string, admin.Permission) { return "", admin.Deny }})
-	code, body, _ := s.do("GET", "/admin/api/experiments", "", nil)
-	if code != http.StatusUnauthorized {
-		t.Fatalf("status %d, want 401: %s", code, body)
-	}
-	store := experiments.NewMemStore()
-	dash, err := admin.New("/admin", admin.Config{Store: store}) // no Authorize at all
+func TestAnAuthorizeThatDeniesEveryoneGives401Everywhere(t *testing.T) {
+	denyAll := func(*http.Request) (string, admin.Permission) { return "", admin.Deny }
+	dash, err := admin.New("/admin", admin.Config{Store: experiments.NewMemStore(), Authorize: denyAll})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +313,7 @@ func TestWithoutAuthorizeEveryoneIsDenied(t *testing.T) {
 		w := httptest.NewRecorder()
 		dash.ServeHTTP(w, req)
 		if w.Code != http.StatusUnauthorized {
-			t.Errorf("%s %s with the default Authorize: status %d, want 401", r.method, r.path, w.Code)
+			t.Errorf("%s %s with an Authorize that denies everyone: status %d, want 401", r.method, r.path, w.Code)
 		}
 	}
 }
@@ -905,16 +900,27 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		name   string
 		prefix string
 		cfg    admin.Config
+		want   string // in the error
 	}{
-		{"nok, no store", "/admin", admin.Config{}},
-		{"nok, prefix without a slash", "admin", admin.Config{Store: store}},
-		{"nok, prefix with a trailing slash", "/admin/", admin.Config{Store: store}},
-		{"nok, a flag twice", "/admin", admin.Config{Store: store, Flags: []*experiments.ExperimentFlag{upgrade, upgrade}}},
-		{"nok, bad trusted origin", "/admin", admin.Config{Store: store, TrustedOrigins: []string{"not an origin"}}},
+		{"nok, no store", "/admin", admin.Config{Authorize: authorize}, "Config.Store is nil"},
+		{"nok, no Authorize", "/admin", admin.Config{Store: store}, "Config.Authorize is nil"},
+		{"nok, prefix without a slash", "admin", admin.Config{Store: store, Authorize: authorize}, `prefix "admin"`},
+		{"nok, prefix with a trailing slash", "/admin/", admin.Config{Store: store, Authorize: authorize}, `prefix "/admin/"`},
+		{"nok, a flag twice", "/admin", admin.Config{Store: store, Authorize: authorize, Flags: []*experiments.ExperimentFlag{upgrade, upgrade}},
+			"Config.Flags holds " + upgrade.Name() + " twice"},
+		{"nok, bad trusted origin", "/admin", admin.Config{Store: store, Authorize: authorize, TrustedOrigins: []string{"not an origin"}},
+			"trusted origin"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := admin.New(tc.prefix, tc.cfg); err == nil {
+			dash, err := admin.New(tc.prefix, tc.cfg)
+			if err == nil {
 				t.Fatal("New succeeded")
+			}
+			if dash != nil {
+				t.Errorf("New returned a dashboard with its error")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not name %q", err, tc.want)
 			}
 		})
 	}
