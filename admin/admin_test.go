@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
@@ -984,5 +985,43 @@ func TestStoreFailuresGive500WithoutDetails(t *testing.T) {
 				t.Errorf("the log lacks the store's error: %s", logs.String())
 			}
 		})
+	}
+}
+
+// courseLinks returns the course links of an experiment page, their
+// href by link text.
+func courseLinks(t *testing.T, page string) map[string]string {
+	t.Helper()
+	links := make(map[string]string)
+	for _, m := range regexp.MustCompile(`<a class="course[^"]*" href="([^"]*)"[^>]*>([^<]*)</a>`).FindAllStringSubmatch(page, -1) {
+		links[html.UnescapeString(m[2])] = html.UnescapeString(m[1])
+	}
+	return links
+}
+
+func TestCourseLinksNameTheCourseOnce(t *testing.T) {
+	s := newSite(t, admin.Config{})
+	ctx := t.Context()
+	other := "course-v1:DemoX+Advanced+2026" // ':' and '+' must be encoded once
+	at := time.Now().Add(-time.Hour)
+	for i, c := range []string{course, course, course, other} {
+		s.store.RecordExposure(ctx, experiments.Exposure{Flag: upgrade.Name(), CourseKey: c, UserID: strconv.Itoa(i), Bucket: i % 2, Time: at})
+	}
+	page := "/admin/experiments/" + upgrade.Name()
+	_, body, _ := s.do("GET", page, "", nil)
+	links := courseLinks(t, body)
+	for _, c := range []string{course, other} {
+		u, err := url.Parse(links[c])
+		if err != nil {
+			t.Fatalf("the link of %s, %q: %v", c, links[c], err)
+		}
+		if got := u.Query().Get("course"); got != c {
+			t.Errorf("the link of %s, %q, names course %q", c, links[c], got)
+		}
+	}
+	// Following the link shows that course's participants.
+	_, body, _ = s.do("GET", page+links[other], "", nil)
+	if strings.Contains(body, "no participants yet") || !strings.Contains(body, `<td class="num">1</td>`) {
+		t.Errorf("the page the link of %s leads to shows no participants:\n%s", other, body)
 	}
 }

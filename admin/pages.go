@@ -39,7 +39,6 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"number":      func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) },
 	"bucketClass": func(i int) string { return "b" + strconv.Itoa(i%8) },
 	"pathEscape":  url.PathEscape,
-	"queryEscape": url.QueryEscape,
 	"json": func(raw json.RawMessage) string {
 		if raw == nil {
 			return "—"

@@ -65,7 +65,18 @@ func TestBrowser(t *testing.T) {
 func testBrowser(t *testing.T, exe string) {
 	ctx, cancel := context.WithTimeout(t.Context(), browserTimeout)
 	defer cancel()
-	b := startBrowser(t, ctx, exe, serveDemo(t, ctx))
+	base, store := serveDemo(t, ctx)
+	b := startBrowser(t, ctx, exe, base)
+
+	// Learner alice visits a second course: new_outline has participants
+	// in two courses, the simulated ones and hers.
+	b.login("alice")
+	b.open("/courses/"+advanced, http.StatusOK)
+	if f, ok := store.(interface{ Flush(context.Context) error }); ok { // sqlstore batches exposures
+		if err := f.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// Staff carol forces a winner in the dashboard.
 	b.login("carol")
@@ -91,6 +102,20 @@ func testBrowser(t *testing.T, exe string) {
 		t.Errorf("experiment page: results table %q", got)
 	}
 	b.screenshot("admin-experiment.png")
+
+	// The course links lead to each course's results.
+	for _, c := range []struct {
+		key          string
+		participants int
+	}{{advanced, 1}, {demoX, simUsers}} {
+		b.click(`a.course[data-course="` + c.key + `"]`)
+		if got := runAction(b, "reading the current course", chromedp.Evaluate[string](`document.querySelector("a.course.current")?.dataset.course ?? "none"`)); got != c.key {
+			t.Errorf("after clicking the link of %s: the current course is %q", c.key, got)
+		}
+		if got := b.participants(); got != c.participants {
+			t.Errorf("after clicking the link of %s: %d participants in the results, want %d", c.key, got, c.participants)
+		}
+	}
 
 	b.click("#winner-1")
 	if got, want := b.text("p.done"), "Done: winner forced on everyone."; got != want {
@@ -126,8 +151,8 @@ func testBrowser(t *testing.T, exe string) {
 }
 
 // serveDemo serves the demo on 127.0.0.1 with the store the test's name
-// asks for, until the test ends, and returns its URL.
-func serveDemo(t *testing.T, ctx context.Context) string {
+// asks for, until the test ends, and returns its URL and the store.
+func serveDemo(t *testing.T, ctx context.Context) (string, demoStore) {
 	t.Helper()
 	store := newTestStore(t)
 	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
@@ -144,7 +169,7 @@ func serveDemo(t *testing.T, ctx context.Context) string {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String(), store
 }
 
 // browser is a headless Chromium tab on the demo.
@@ -229,6 +254,17 @@ func (b *browser) click(css string) {
 func (b *browser) text(css string) string {
 	b.t.Helper()
 	return strings.TrimSpace(runAction(b, "reading "+css, chromedp.Text(chromedp.CSS(css))))
+}
+
+// participants returns the participants of the experiment page's first
+// results table (0 without one).
+func (b *browser) participants() int {
+	b.t.Helper()
+	return runAction(b, "counting the participants", chromedp.Evaluate[int](`(() => {
+		const table = document.querySelector("table.results");
+		if (!table) return 0;
+		return Array.from(table.querySelectorAll("tbody tr td:nth-child(2)")).reduce((n, td) => n + Number(td.textContent), 0);
+	})()`))
 }
 
 // attr returns attribute name of the element css selects.
