@@ -654,6 +654,12 @@ func goalText(g experiments.Goal) string {
 	return g.Name + " (every conversion counts, value: " + g.Value.String() + ")"
 }
 
+// String says in words how the split compares with the expected one,
+// as WriteText's "split" line does: "ok: chi-square 4.41 on 1 df, p =
+// 0.0357", "MISMATCH: observed [...], expected [...], p < 0.0001" or
+// "not checked: …".
+func (s ReportSRM) String() string { return srmText(s) }
+
 func srmText(s ReportSRM) string {
 	switch {
 	case s.Error != "":

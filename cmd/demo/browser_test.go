@@ -103,19 +103,32 @@ func testBrowser(t *testing.T, exe string) {
 	}
 	b.screenshot("admin-experiment.png")
 
-	// The course links lead to each course's results.
+	// The page opens on the course with the most participants; the course
+	// links lead to each course's results, and "All courses" to all of
+	// them, alice once.
+	if got := b.currentCourse(); got != demoX {
+		t.Errorf("the experiment page opens on %q, want %s, the course with the most participants", got, demoX)
+	}
 	for _, c := range []struct {
 		key          string
 		participants int
 	}{{advanced, 1}, {demoX, simUsers}} {
 		b.click(`a.course[data-course="` + c.key + `"]`)
-		if got := runAction(b, "reading the current course", chromedp.Evaluate[string](`document.querySelector("a.course.current")?.dataset.course ?? "none"`)); got != c.key {
+		if got := b.currentCourse(); got != c.key {
 			t.Errorf("after clicking the link of %s: the current course is %q", c.key, got)
 		}
 		if got := b.participants(); got != c.participants {
 			t.Errorf("after clicking the link of %s: %d participants in the results, want %d", c.key, got, c.participants)
 		}
 	}
+	b.click("a.all-courses")
+	if got := b.currentCourse(); got != "all" {
+		t.Errorf("after clicking All courses: the current course is %q", got)
+	}
+	if got := b.participants(); got != simUsers+1 {
+		t.Errorf("all courses: %d participants in the results, want %d", got, simUsers+1)
+	}
+	b.screenshot("admin-all-courses.png")
 
 	b.click("#winner-1")
 	if got, want := b.text("p.done"), "Done: winner forced on everyone."; got != want {
@@ -254,6 +267,17 @@ func (b *browser) click(css string) {
 func (b *browser) text(css string) string {
 	b.t.Helper()
 	return strings.TrimSpace(runAction(b, "reading "+css, chromedp.Text(chromedp.CSS(css))))
+}
+
+// currentCourse returns the course of the experiment page's results:
+// its key, "all" for all courses, "none" when no link is current.
+func (b *browser) currentCourse() string {
+	b.t.Helper()
+	return runAction(b, "reading the current course", chromedp.Evaluate[string](`(() => {
+		const a = document.querySelector("a.course.current, a.all-courses.current");
+		if (!a) return "none";
+		return a.classList.contains("all-courses") ? "all" : a.dataset.course;
+	})()`))
 }
 
 // participants returns the participants of the experiment page's first
