@@ -21,7 +21,8 @@
 //	mux.Handle("/admin/", dash) // net/http
 //	dash.Register(e.Group("/admin")) // echo
 //
-// Security: Authorize decides every request (nil denies everyone);
+// Security: Authorize decides every request, and New refuses a Config
+// without it;
 // state-changing requests must be same-origin (http.CrossOriginProtection)
 // and carry the CSRF token of the dashboard's cookie (a form field or the
 // X-CSRF-Token header); pages are html/template-escaped and sent with a
@@ -103,7 +104,9 @@ type Config struct {
 	// Authorize returns who makes the request (the actor that the audit
 	// history names) and what they may do. An empty actor means nobody is
 	// signed in: the request is refused with 401, whatever the
-	// permission. Optional. Default: deny everyone.
+	// permission. Required: New fails without it (a dashboard that
+	// refuses everyone is a mistake, not a default); to refuse everyone
+	// on purpose, return "" and Deny.
 	Authorize func(r *http.Request) (actor string, p Permission)
 	// Results is where the results come from. Optional. Default: Store
 	// when it is a results.Source (sqlstore.Store), else
@@ -150,11 +153,15 @@ const maxBody = 64 << 10
 // New returns the dashboard served under prefix ("/admin": pages at
 // /admin/, the API at /admin/api/). The prefix starts with '/' and does
 // not end with one; mount the dashboard so that it receives the full
-// path, prefix included. New fails when Store is nil, the prefix is
-// malformed, two Flags share a name or a trusted origin is malformed.
+// path, prefix included. New fails when Store or Authorize is nil, the
+// prefix is malformed, two Flags share a name or a trusted origin is
+// malformed.
 func New(prefix string, cfg Config) (*Admin, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("admin: Config.Store is nil")
+	}
+	if cfg.Authorize == nil {
+		return nil, errors.New("admin: Config.Authorize is nil: set it to say who may view and change experiments")
 	}
 	if !strings.HasPrefix(prefix, "/") || strings.HasSuffix(prefix, "/") || strings.ContainsAny(prefix, "{}?#% ") {
 		return nil, fmt.Errorf("admin: prefix %q: want a path such as \"/admin\", without a trailing slash", prefix)
@@ -177,9 +184,6 @@ func New(prefix string, cfg Config) (*Admin, error) {
 			return nil, fmt.Errorf("admin: Config.Flags holds %s twice", f.Name())
 		}
 		a.flags[f.Name()] = f
-	}
-	if a.authorize == nil {
-		a.authorize = func(*http.Request) (string, Permission) { return "", Deny }
 	}
 	if a.log == nil {
 		a.log = slog.Default()

@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 	"github.com/abkit/experiments"
 	"github.com/abkit/experiments/admin"
 	"github.com/abkit/experiments/internal/pgtest"
+	"github.com/abkit/experiments/results"
 	"github.com/abkit/experiments/sqlstore"
 )
 
@@ -301,14 +303,9 @@ func TestOnlyAuthorizedUsersReadOrChange(t *testing.T) {
 	}
 }
 
-func TestWithoutAuthorizeEveryoneIsDenied(t *testing.T) {
-	s := newSite(t, admin.Config{Authorize: func(*http.Request) (string, admin.Permission) { return "", admin.Deny }})
-	code, body, _ := s.do("GET", "/admin/api/experiments", "", nil)
-	if code != http.StatusUnauthorized {
-		t.Fatalf("status %d, want 401: %s", code, body)
-	}
-	store := experiments.NewMemStore()
-	dash, err := admin.New("/admin", admin.Config{Store: store}) // no Authorize at all
+func TestAnAuthorizeThatDeniesEveryoneGives401Everywhere(t *testing.T) {
+	denyAll := func(*http.Request) (string, admin.Permission) { return "", admin.Deny }
+	dash, err := admin.New("/admin", admin.Config{Store: experiments.NewMemStore(), Authorize: denyAll})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +315,7 @@ func TestWithoutAuthorizeEveryoneIsDenied(t *testing.T) {
 		w := httptest.NewRecorder()
 		dash.ServeHTTP(w, req)
 		if w.Code != http.StatusUnauthorized {
-			t.Errorf("%s %s with the default Authorize: status %d, want 401", r.method, r.path, w.Code)
+			t.Errorf("%s %s with an Authorize that denies everyone: status %d, want 401", r.method, r.path, w.Code)
 		}
 	}
 }
@@ -905,16 +902,27 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		name   string
 		prefix string
 		cfg    admin.Config
+		want   string // in the error
 	}{
-		{"nok, no store", "/admin", admin.Config{}},
-		{"nok, prefix without a slash", "admin", admin.Config{Store: store}},
-		{"nok, prefix with a trailing slash", "/admin/", admin.Config{Store: store}},
-		{"nok, a flag twice", "/admin", admin.Config{Store: store, Flags: []*experiments.ExperimentFlag{upgrade, upgrade}}},
-		{"nok, bad trusted origin", "/admin", admin.Config{Store: store, TrustedOrigins: []string{"not an origin"}}},
+		{"nok, no store", "/admin", admin.Config{Authorize: authorize}, "Config.Store is nil"},
+		{"nok, no Authorize", "/admin", admin.Config{Store: store}, "Config.Authorize is nil"},
+		{"nok, prefix without a slash", "admin", admin.Config{Store: store, Authorize: authorize}, `prefix "admin"`},
+		{"nok, prefix with a trailing slash", "/admin/", admin.Config{Store: store, Authorize: authorize}, `prefix "/admin/"`},
+		{"nok, a flag twice", "/admin", admin.Config{Store: store, Authorize: authorize, Flags: []*experiments.ExperimentFlag{upgrade, upgrade}},
+			"Config.Flags holds " + upgrade.Name() + " twice"},
+		{"nok, bad trusted origin", "/admin", admin.Config{Store: store, Authorize: authorize, TrustedOrigins: []string{"not an origin"}},
+			"trusted origin"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := admin.New(tc.prefix, tc.cfg); err == nil {
+			dash, err := admin.New(tc.prefix, tc.cfg)
+			if err == nil {
 				t.Fatal("New succeeded")
+			}
+			if dash != nil {
+				t.Errorf("New returned a dashboard with its error")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not name %q", err, tc.want)
 			}
 		})
 	}
@@ -978,5 +986,195 @@ func TestStoreFailuresGive500WithoutDetails(t *testing.T) {
 				t.Errorf("the log lacks the store's error: %s", logs.String())
 			}
 		})
+	}
+}
+
+// courseLinks returns the course links of an experiment page, their
+// href by link text.
+func courseLinks(t *testing.T, page string) map[string]string {
+	t.Helper()
+	links := make(map[string]string)
+	for _, m := range regexp.MustCompile(`<a class="course[^"]*" href="([^"]*)"[^>]*>([^<]*)</a>`).FindAllStringSubmatch(page, -1) {
+		links[html.UnescapeString(m[2])] = html.UnescapeString(m[1])
+	}
+	return links
+}
+
+func TestCourseLinksNameTheCourseOnce(t *testing.T) {
+	s := newSite(t, admin.Config{})
+	ctx := t.Context()
+	other := "course-v1:DemoX+Advanced+2026" // ':' and '+' must be encoded once
+	at := time.Now().Add(-time.Hour)
+	for i, c := range []string{course, course, course, other} {
+		s.store.RecordExposure(ctx, experiments.Exposure{Flag: upgrade.Name(), CourseKey: c, UserID: strconv.Itoa(i), Bucket: i % 2, Time: at})
+	}
+	page := "/admin/experiments/" + upgrade.Name()
+	_, body, _ := s.do("GET", page, "", nil)
+	links := courseLinks(t, body)
+	for _, c := range []string{course, other} {
+		u, err := url.Parse(links[c])
+		if err != nil {
+			t.Fatalf("the link of %s, %q: %v", c, links[c], err)
+		}
+		if got := u.Query().Get("course"); got != c {
+			t.Errorf("the link of %s, %q, names course %q", c, links[c], got)
+		}
+	}
+	// Following the link shows that course's participants.
+	_, body, _ = s.do("GET", page+links[other], "", nil)
+	if strings.Contains(body, "no participants yet") || !strings.Contains(body, `<td class="num">1</td>`) {
+		t.Errorf("the page the link of %s leads to shows no participants:\n%s", other, body)
+	}
+}
+
+// flush writes what a batching store (sqlstore) queued.
+func flush(t *testing.T, s testStore) {
+	t.Helper()
+	if f, ok := s.(interface{ Flush(context.Context) error }); ok {
+		if err := f.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// results fetches the results of flag with query (for example
+// "?all_courses=true").
+func (s *site) results(flag, query string) admin.Results {
+	s.t.Helper()
+	code, body, _ := s.do("GET", "/admin/api/experiments/"+flag+"/results"+query, "", nil)
+	if code != http.StatusOK {
+		s.t.Fatalf("GET results%s: %d %s", query, code, body)
+	}
+	var res admin.Results
+	if err := json.Unmarshal([]byte(body), &res); err != nil {
+		s.t.Fatal(err)
+	}
+	return res
+}
+
+// Two courses: "course-v1:A+…", first in order, with 1 participant; the
+// test's course with 40. Users 0 to 9 are in both, in either bucket, and
+// users 0 to 19 convert.
+func recordTwoCourses(t *testing.T, s testStore) ([]experiments.Exposure, []experiments.Conversion) {
+	t.Helper()
+	at := time.Now().Add(-48 * time.Hour).Truncate(time.Second)
+	exps := []experiments.Exposure{{Flag: upgrade.Name(), CourseKey: "course-v1:A+First+2026", UserID: "alone", Bucket: 1, Time: at}}
+	var convs []experiments.Conversion
+	for i := range 40 {
+		id := strconv.Itoa(i)
+		exps = append(exps, experiments.Exposure{Flag: upgrade.Name(), CourseKey: course, UserID: id, Bucket: i % 2, Time: at.Add(time.Duration(i) * time.Minute)})
+		if i < 10 {
+			exps = append(exps, experiments.Exposure{Flag: upgrade.Name(), CourseKey: "course-v1:A+First+2026", UserID: id, Bucket: (i / 2) % 2, Time: at.Add(time.Duration(i-5) * time.Minute)})
+		}
+		if i < 20 {
+			convs = append(convs, experiments.Conversion{Goal: "upgrade", UserID: id, Time: at.Add(time.Hour)})
+		}
+	}
+	ctx := t.Context()
+	for _, e := range exps {
+		if err := s.RecordExposure(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range convs {
+		if err := s.RecordConversion(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, s)
+	return exps, convs
+}
+
+func TestResultsOpenOnTheCourseWithTheMostParticipants(t *testing.T) {
+	onEveryStore(t, admin.Config{}, func(t *testing.T, s *site) {
+		recordTwoCourses(t, s.store)
+		if res := s.results(upgrade.Name(), ""); res.CourseKey != course || res.AllCourses || len(res.Reports) != 1 {
+			t.Fatalf("results open on course %q (all courses: %v, %d reports), want %s", res.CourseKey, res.AllCourses, len(res.Reports), course)
+		}
+		_, page, _ := s.do("GET", "/admin/experiments/"+upgrade.Name(), "", nil)
+		if !strings.Contains(html.UnescapeString(page), `class="course current" href="?course=course-v1%3aDemoX%2bIntro%2b2026" data-course="`+course+`"`) {
+			t.Errorf("the page does not mark %s as the current course", course)
+		}
+		if res := s.results(upgrade.Name(), "?course="+url.QueryEscape("course-v1:A+First+2026")); res.CourseKey != "course-v1:A+First+2026" || res.Reports[0].Buckets[1].Participants+res.Reports[0].Buckets[0].Participants != 11 {
+			t.Errorf("the first course asked for: %+v", res)
+		}
+	})
+}
+
+func TestAllCoursesCountEachParticipantOnce(t *testing.T) {
+	onEveryStore(t, admin.Config{}, func(t *testing.T, s *site) {
+		exps, convs := recordTwoCourses(t, s.store)
+		res := s.results(upgrade.Name(), "?all_courses=true")
+		if !res.AllCourses || res.CourseKey != "" || len(res.Reports) != 1 {
+			t.Fatalf("all courses: %+v", res)
+		}
+		got := res.Reports[0]
+		if !got.Experiment.AllCourses || got.Experiment.Flag != upgrade.Name() {
+			t.Errorf("the report's experiment is %+v", got.Experiment)
+		}
+		var participants int64
+		for _, b := range got.Buckets {
+			participants += b.Participants
+		}
+		if participants != 41 { // 40 users and "alone", users 0 to 9 once
+			t.Errorf("all courses: %d participants, want 41", participants)
+		}
+		// The same report as package results builds from the records.
+		want, err := results.Build(t.Context(), results.NewMemory(exps, convs), results.Query{
+			Experiment: results.Experiment{Flag: upgrade.Name(), AllCourses: true}, Goal: experiments.Goal{Name: "upgrade", Once: true}, Buckets: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantJSON, _ := json.Marshal(want)
+		gotJSON, _ := json.Marshal(got)
+		if !bytes.Equal(gotJSON, wantJSON) {
+			t.Errorf("all courses report:\n%s\nwant\n%s", gotJSON, wantJSON)
+		}
+
+		_, page, _ := s.do("GET", "/admin/experiments/"+upgrade.Name()+"?all_courses=true", "", nil)
+		page = html.UnescapeString(page)
+		for _, want := range []string{`class="all-courses current"`, "each learner counts once", "Split check (sample ratio mismatch): " + want.SRM.String()} {
+			if !strings.Contains(page, want) {
+				t.Errorf("the all-courses page lacks %q", want)
+			}
+		}
+	})
+}
+
+func TestResultsShowTheSplitCheckAndTheDifferenceAboveTheControls(t *testing.T) {
+	s := newSite(t, admin.Config{})
+	recordTwoCourses(t, s.store)
+	rep := s.results(upgrade.Name(), "").Reports[0]
+	_, page, _ := s.do("GET", "/admin/experiments/"+upgrade.Name(), "", nil)
+	page = html.UnescapeString(page)
+	d := rep.Rates[0].Difference
+	for _, want := range []string{
+		"Split check (sample ratio mismatch): " + rep.SRM.String(),
+		"Difference vs control (95% CI)",
+		fmt.Sprintf("%+.1f pts (%+.1f pts to %+.1f pts)", 100*d.Estimate, 100*d.Low, 100*d.High),
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the experiment page lacks %q", want)
+		}
+	}
+	results, controls := strings.Index(page, "<h2>Results</h2>"), strings.Index(page, "<h2>Main flag</h2>")
+	if results < 0 || controls < 0 || results > controls {
+		t.Errorf("results at %d, the main flag's controls at %d: want the results first", results, controls)
+	}
+}
+
+func TestResultsRefuseABadView(t *testing.T) {
+	s := newSite(t, admin.Config{})
+	for _, tc := range []struct{ query, mention string }{
+		{"?all_courses=maybe", `all_courses "maybe"`},
+		{"?all_courses=true&course=" + url.QueryEscape(course), `course "` + course + `" with all_courses`},
+	} {
+		code, body, _ := s.do("GET", "/admin/api/experiments/"+upgrade.Name()+"/results"+tc.query, "", nil)
+		if status, msg := apiError(t, body); code != http.StatusBadRequest || status != code || !strings.Contains(msg, tc.mention) {
+			t.Errorf("results%s: %d %s, want 400 naming %s", tc.query, code, body, tc.mention)
+		}
+		if code, _, _ := s.do("GET", "/admin/experiments/"+upgrade.Name()+tc.query, "", nil); code != http.StatusBadRequest {
+			t.Errorf("page%s: %d, want 400", tc.query, code)
+		}
 	}
 }

@@ -68,12 +68,16 @@ func (a *Admin) apiExperiment(w http.ResponseWriter, r *http.Request, _ string) 
 }
 
 // Results is the body of GET /api/experiments/{flag}/results: a report
-// per goal of the store, for one course.
+// per goal of the store, for one course or for all courses together.
 type Results struct {
 	// CourseKey is the course of the reports: the query's course, else
-	// "" when the experiment has participants without a course, else its
-	// first course.
+	// the course (or "" for none) with the most participants, the first
+	// of those in Detail.Courses' order on a tie. "" with AllCourses.
 	CourseKey string `json:"course_key"`
+	// AllCourses is true for reports on every course together
+	// (?all_courses=true): each participant counts once, in the bucket
+	// of their first exposure in any course (results.Experiment).
+	AllCourses bool `json:"all_courses"`
 	// Reports holds a report per goal, by goal name.
 	Reports []results.Report `json:"reports"`
 	// Errors holds the goals whose report failed, and why.
@@ -82,24 +86,60 @@ type Results struct {
 	Message string `json:"message,omitempty"`
 }
 
+// experiment returns the results' experiment for flag.
+func (res Results) experiment(flag string) results.Experiment {
+	return results.Experiment{Flag: flag, CourseKey: res.CourseKey, AllCourses: res.AllCourses}
+}
+
+// view is the reports a request asks for: a course, all courses, or
+// (neither given) the course with the most participants.
+type view struct {
+	course string
+	all    bool
+	choose bool
+}
+
+// viewOf reads the view from the query: course=… or all_courses=true.
+func viewOf(r *http.Request) (view, error) {
+	q := r.URL.Query()
+	v := view{course: q.Get("course"), choose: !q.Has("course")}
+	if q.Has("all_courses") {
+		all, err := strconv.ParseBool(q.Get("all_courses"))
+		if err != nil {
+			return v, fmt.Errorf("all_courses %q: want true or false", q.Get("all_courses"))
+		}
+		if all && q.Has("course") {
+			return v, fmt.Errorf("course %q with all_courses: want one or the other", v.course)
+		}
+		v.all = all
+		v.choose = v.choose && !all
+	}
+	return v, nil
+}
+
 // GoalError is a goal whose report failed.
 type GoalError struct {
 	Goal  string `json:"goal"`
 	Error string `json:"error"`
 }
 
-// results builds the reports of experiment x in course (chosen as
-// Results.CourseKey says when choose).
-func (a *Admin) resultsOf(ctx context.Context, st *state, x Detail, course string, choose bool) Results {
-	res := Results{Reports: []results.Report{}, Errors: []GoalError{}}
+// resultsOf builds the reports of experiment x in the view v (the course
+// Results.CourseKey says when v.choose).
+func (a *Admin) resultsOf(ctx context.Context, st *state, x Detail, v view) Results {
+	res := Results{Reports: []results.Report{}, Errors: []GoalError{}, CourseKey: v.course, AllCourses: v.all}
 	if a.results == nil {
 		res.Message = "no results: Config.Results is not set and the store keeps no recordings"
 		return res
 	}
-	if choose && len(x.Courses) > 0 && !slices.ContainsFunc(x.Courses, func(c CourseParticipants) bool { return c.CourseKey == "" }) {
-		course = x.Courses[0].CourseKey
+	if v.choose && len(x.Courses) > 0 {
+		most := x.Courses[0]
+		for _, c := range x.Courses[1:] {
+			if c.Total > most.Total {
+				most = c
+			}
+		}
+		res.CourseKey = most.CourseKey
 	}
-	res.CourseKey = course
 	goals := make([]string, 0, len(st.snap.Goals))
 	for name := range st.snap.Goals {
 		goals = append(goals, name)
@@ -110,7 +150,7 @@ func (a *Admin) resultsOf(ctx context.Context, st *state, x Detail, course strin
 		return res
 	}
 	for _, name := range goals {
-		q := results.Query{Experiment: results.Experiment{Flag: x.Flag, CourseKey: course}, Goal: st.snap.Goals[name], Buckets: x.Buckets}
+		q := results.Query{Experiment: res.experiment(x.Flag), Goal: st.snap.Goals[name], Buckets: x.Buckets}
 		rep, err := results.Build(ctx, a.results, q)
 		switch {
 		case errors.Is(err, results.ErrNoExposures):
@@ -133,12 +173,12 @@ func (a *Admin) apiResults(w http.ResponseWriter, r *http.Request, _ string) {
 	if !ok {
 		return
 	}
-	course, has := r.URL.Query()["course"]
-	c := ""
-	if has {
-		c = course[0]
+	v, err := viewOf(r)
+	if err != nil {
+		a.fail(w, r, http.StatusBadRequest, err.Error())
+		return
 	}
-	writeJSON(w, http.StatusOK, a.resultsOf(r.Context(), st, a.detail(st, flag), c, !has))
+	writeJSON(w, http.StatusOK, a.resultsOf(r.Context(), st, a.detail(st, flag), v))
 }
 
 // History is the body of GET /api/experiments/{flag}/history.

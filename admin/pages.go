@@ -30,6 +30,10 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"signedPercent": func(v float64) string {
 		return fmt.Sprintf("%+.1f%%", 100*v)
 	},
+	// points formats a difference of rates in percentage points.
+	"points": func(v float64) string {
+		return fmt.Sprintf("%+.1f pts", 100*v)
+	},
 	"pValue": func(p float64) string {
 		if p < 0.001 {
 			return "< 0.001"
@@ -39,7 +43,6 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"number":      func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) },
 	"bucketClass": func(i int) string { return "b" + strconv.Itoa(i%8) },
 	"pathEscape":  url.PathEscape,
-	"queryEscape": url.QueryEscape,
 	"json": func(raw json.RawMessage) string {
 		if raw == nil {
 			return "—"
@@ -161,13 +164,13 @@ func (a *Admin) experimentPage(w http.ResponseWriter, r *http.Request, actor str
 	if !ok {
 		return
 	}
-	x := a.detail(st, flag)
-	course, has := r.URL.Query()["course"]
-	c := ""
-	if has {
-		c = course[0]
+	v, err := viewOf(r)
+	if err != nil {
+		a.fail(w, r, http.StatusBadRequest, err.Error())
+		return
 	}
-	data := experimentData{page: a.page(r, actor, flag), X: x, Results: a.resultsOf(r.Context(), st, x, c, !has)}
+	x := a.detail(st, flag)
+	data := experimentData{page: a.page(r, actor, flag), X: x, Results: a.resultsOf(r.Context(), st, x, v)}
 	for i, rep := range data.Results.Reports {
 		if i == 0 {
 			data.Participants = participantsChart(rep.Series)
@@ -178,13 +181,12 @@ func (a *Admin) experimentPage(w http.ResponseWriter, r *http.Request, actor str
 	}
 	if data.Participants == nil && a.results != nil && len(x.Courses) > 0 {
 		// No goal to report on: the participants alone.
-		q := results.Query{Experiment: results.Experiment{Flag: flag, CourseKey: data.Results.CourseKey},
+		q := results.Query{Experiment: data.Results.experiment(flag),
 			Goal: experiments.Goal{Name: "participants"}, Buckets: x.Buckets}
 		if rep, err := results.Build(r.Context(), a.results, q); err == nil {
 			data.Participants = participantsChart(rep.Series)
 		}
 	}
-	var err error
 	if data.History, err = a.history(r.Context(), x, 50); err != nil {
 		a.log.Warn("admin: reading the history failed", "experiment", flag, "err", err)
 		data.HistoryError = "the history could not be read"

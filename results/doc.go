@@ -37,6 +37,10 @@
 //	}
 //	fmt.Println(results.Verdict(srm, cmps)) // bucket 1 beats control with 96% confidence
 //
+// An experiment is a flag in one course (or in none); Experiment's
+// AllCourses pools a flag's courses, each user counting once, in the
+// bucket of their first exposure.
+//
 // The statistics:
 //
 //   - CompareRates: the two-proportion z-test with the pooled standard

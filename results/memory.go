@@ -49,7 +49,7 @@ func NewMemory(exposures []experiments.Exposure, conversions []experiments.Conve
 	}
 	first := make(map[userKey]experiments.Exposure, len(exposures))
 	for _, e := range exposures {
-		k := userKey{Experiment{e.Flag, e.CourseKey}, e.UserID}
+		k := userKey{Experiment{Flag: e.Flag, CourseKey: e.CourseKey}, e.UserID}
 		if old, ok := first[k]; ok {
 			if c := e.Time.Compare(old.Time); c > 0 || c == 0 && e.Bucket >= old.Bucket {
 				continue
@@ -125,7 +125,7 @@ func (m *Memory) Aggregate(ctx context.Context, q Query) (Aggregates, error) {
 	if err := q.Validate(); err != nil {
 		return Aggregates{}, fmt.Errorf("experiment %s: %w", q.Experiment, err)
 	}
-	ps := m.participants[q.Experiment]
+	ps := m.participantsOf(q.Experiment)
 	if len(ps) == 0 {
 		return Aggregates{}, fmt.Errorf("experiment %s: %w", q.Experiment, ErrNoExposures)
 	}
@@ -229,6 +229,40 @@ func (m *Memory) Aggregate(ctx context.Context, q Query) (Aggregates, error) {
 		return cmp.Compare(a.Index, b.Index)
 	})
 	return agg, nil
+}
+
+// participantsOf returns x's participants, sorted by exposure time then
+// user. For all courses, they are the users of every course of x.Flag,
+// each with their earliest exposure (then the smallest bucket).
+func (m *Memory) participantsOf(x Experiment) []participant {
+	if !x.AllCourses {
+		return m.participants[x]
+	}
+	first := make(map[string]participant)
+	for _, e := range m.experiments {
+		if e.Flag != x.Flag {
+			continue
+		}
+		for _, p := range m.participants[e] {
+			if old, ok := first[p.user]; ok {
+				if c := p.time.Compare(old.time); c > 0 || c == 0 && p.bucket >= old.bucket {
+					continue
+				}
+			}
+			first[p.user] = p
+		}
+	}
+	ps := make([]participant, 0, len(first))
+	for _, p := range first {
+		ps = append(ps, p)
+	}
+	slices.SortFunc(ps, func(a, b participant) int {
+		if c := a.time.Compare(b.time); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.user, b.user)
+	})
+	return ps
 }
 
 // attributed returns the conversions of cs (sorted by time) at or after

@@ -95,6 +95,27 @@ func TestMemoryAggregate(t *testing.T) {
 			},
 		},
 		{
+			name: "ok, all courses: a user counts once, in the bucket of their first exposure in any course, converting after it",
+			exposures: []experiments.Exposure{
+				{Flag: testFlag, CourseKey: "course-v1:X", UserID: "a", Bucket: 1, Time: hour(30)},
+				{Flag: testFlag, CourseKey: "course-v1:Y", UserID: "a", Bucket: 0, Time: hour(0)}, // a's first: bucket 0 on March 1
+				{Flag: testFlag, CourseKey: "course-v1:X", UserID: "b", Bucket: 1, Time: hour(0)},
+				{Flag: testFlag, CourseKey: "course-v1:Y", UserID: "b", Bucket: 0, Time: hour(0)}, // same time: the smaller bucket
+				{Flag: testFlag, UserID: "c", Bucket: 1, Time: hour(1)},                           // no course counts too
+				{Flag: "shop.other", CourseKey: "course-v1:X", UserID: "d", Bucket: 1, Time: hour(0)},
+			},
+			conversions: []experiments.Conversion{
+				convert("signup", "a", 2, 0),  // after a's first exposure, before the second: counts once
+				convert("signup", "c", 26, 0), // on March 2
+				convert("signup", "d", 2, 0),  // another flag's
+			},
+			query: results.Query{Experiment: results.Experiment{Flag: testFlag, AllCourses: true}, Goal: signup},
+			want: results.Aggregates{
+				Buckets: []results.BucketAggregate{agg(0, 2, 1, 1, 0, 0), agg(1, 1, 1, 1, 0, 0)},
+				Daily:   []results.DailyBucket{daily(1, 0, 2, 1), daily(1, 1, 1, 0), daily(2, 1, 0, 1)},
+			},
+		},
+		{
 			name:      "ok, a Once goal counts a converted participant once",
 			exposures: []experiments.Exposure{expose("a", 0, 0), expose("b", 1, 0)},
 			conversions: []experiments.Conversion{
@@ -305,6 +326,8 @@ func TestMemoryAggregateErrors(t *testing.T) {
 		{"nok, weights for another number of buckets", nil, results.Query{Experiment: testExperiment, Goal: signup, Buckets: 3, Weights: []float64{1, 1}}, experiments.ErrInvalid, "2 weights for 3 buckets"},
 		{"nok, a negative weight", nil, results.Query{Experiment: testExperiment, Goal: signup, Weights: []float64{1, -1, 1}}, experiments.ErrInvalid, "weight 1"},
 		{"nok, no positive weight", nil, results.Query{Experiment: testExperiment, Goal: signup, Weights: []float64{0, 0, 0}}, experiments.ErrInvalid, "no positive weight"},
+		{"nok, a course with all courses", nil, results.Query{Experiment: results.Experiment{Flag: "shop.course", CourseKey: "course-v1:X", AllCourses: true}, Goal: signup}, experiments.ErrInvalid, `course_key "course-v1:X" with all_courses`},
+		{"nok, all courses of a flag without exposures", nil, results.Query{Experiment: results.Experiment{Flag: "shop.unknown", AllCourses: true}, Goal: signup}, results.ErrNoExposures, "shop.unknown in all courses"},
 		{"nok, a canceled context", canceled, query(signup), context.Canceled, "canceled"},
 	}
 	for _, tt := range tests {

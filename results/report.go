@@ -29,18 +29,28 @@ var (
 )
 
 // Experiment identifies an experiment: a flag and, for a course-scoped
-// experiment, a course.
+// experiment, a course; or a flag in all courses together.
 type Experiment struct {
 	// Flag is the flag's full name, "namespace.name", as in
 	// experiments.Exposure.
 	Flag string `json:"flag"`
 	// CourseKey is the course, "" when none.
 	CourseKey string `json:"course_key,omitempty"`
+	// AllCourses pools the flag's exposures of every course (and of no
+	// course): each user is one participant, in the bucket of their
+	// first exposure in any course (see Source). CourseKey must be ""
+	// then. Sources never list such an experiment (Experiments, Counter);
+	// queries ask for it.
+	AllCourses bool `json:"all_courses,omitempty"`
 }
 
-// String returns "ns.name", or "ns.name in <course key>".
+// String returns "ns.name", "ns.name in <course key>" or "ns.name in
+// all courses".
 func (e Experiment) String() string {
-	if e.CourseKey == "" {
+	switch {
+	case e.AllCourses:
+		return e.Flag + " in all courses"
+	case e.CourseKey == "":
 		return e.Flag
 	}
 	return e.Flag + " in " + e.CourseKey
@@ -66,12 +76,16 @@ type Query struct {
 func (q Query) String() string { return "goal " + q.Goal.Name + " in " + q.Experiment.String() }
 
 // Validate reports the first problem with q as an error wrapping
-// experiments.ErrInvalid: a goal that Goal.Validate refuses, a negative
-// Buckets, or Weights that differ in length from a positive Buckets,
-// hold a negative, NaN or infinite weight, or no positive one.
+// experiments.ErrInvalid: a goal that Goal.Validate refuses, a course
+// key with AllCourses, a negative Buckets, or Weights that differ in
+// length from a positive Buckets, hold a negative, NaN or infinite
+// weight, or no positive one.
 func (q Query) Validate() error {
 	if err := q.Goal.Validate(); err != nil {
 		return err
+	}
+	if q.AllCourses && q.CourseKey != "" {
+		return fmt.Errorf("%w: course_key %q with all_courses: want one or the other", experiments.ErrInvalid, q.CourseKey)
 	}
 	if q.Buckets < 0 || q.Buckets > MaxBuckets {
 		return fmt.Errorf("%w: %d buckets: want 0 to %d", experiments.ErrInvalid, q.Buckets, MaxBuckets)
@@ -140,11 +154,13 @@ type Aggregates struct {
 // Aggregate computes, for q.Experiment and q.Goal:
 //
 //  1. Participants. A participant is a user (Exposure.UserID) with an
-//     exposure whose Flag and CourseKey equal q's. A user counts once,
-//     with their earliest exposure: the smallest Time, and among equal
-//     times the smallest Bucket. Its Bucket and Time are the
+//     exposure whose Flag and CourseKey equal q's; with q.AllCourses,
+//     whose Flag equals q's, whatever its CourseKey. A user counts
+//     once, with their earliest exposure: the smallest Time, and among
+//     equal times the smallest Bucket. Its Bucket and Time are the
 //     participant's bucket and exposure time. (Stores keep one exposure
-//     per user and experiment; the rule only matters for other data.)
+//     per user and experiment, so the rule matters for all courses,
+//     where a user seen in several courses has an exposure in each.)
 //  2. Attribution. A participant's attributed conversions of goal name
 //     G are the conversions with Goal == G, UserID == the participant's
 //     and Time >= the exposure time (an equal time counts). CourseKey
@@ -637,6 +653,12 @@ func goalText(g experiments.Goal) string {
 	}
 	return g.Name + " (every conversion counts, value: " + g.Value.String() + ")"
 }
+
+// String says in words how the split compares with the expected one,
+// as WriteText's "split" line does: "ok: chi-square 4.41 on 1 df, p =
+// 0.0357", "MISMATCH: observed [...], expected [...], p < 0.0001" or
+// "not checked: …".
+func (s ReportSRM) String() string { return srmText(s) }
 
 func srmText(s ReportSRM) string {
 	switch {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -484,6 +485,30 @@ day         control     bucket 1
 			if got := sb.String(); got != tt.want {
 				t.Errorf("WriteText =\n%s\nwant\n%s", got, tt.want)
 			}
+			// ReportSRM.String is the split line.
+			if !regexp.MustCompile(`(?m)^split +` + regexp.QuoteMeta(r.SRM.String()) + `$`).MatchString(tt.want) {
+				t.Errorf("SRM.String() = %q, not the split line of\n%s", r.SRM.String(), tt.want)
+			}
 		})
+	}
+}
+
+func TestReportJSONOfAllCourses(t *testing.T) {
+	q := results.Query{Experiment: results.Experiment{Flag: testFlag, AllCourses: true}, Goal: signup}
+	r := mustBuild(t, populations("signup", [2]int{10, 1}, [2]int{10, 2}), results.Query{Experiment: testExperiment, Goal: signup})
+	r.Experiment = q.Experiment
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"experiment":{"flag":"shop.checkout","all_courses":true}`; !bytes.Contains(data, []byte(want)) {
+		t.Errorf("JSON lacks %s:\n%s", want, data)
+	}
+	var back results.Report
+	if err := json.Unmarshal(data, &back); err != nil || back.Experiment != q.Experiment {
+		t.Errorf("round trip: %v, experiment %+v", err, back.Experiment)
+	}
+	if got, want := q.Experiment.String(), "shop.checkout in all courses"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
 	}
 }

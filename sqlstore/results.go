@@ -40,8 +40,9 @@ func (s *Store) Experiments(ctx context.Context) ([]results.Experiment, error) {
 // the few who have a conversion of the goal (a semi-join on the
 // conversions of the goal, so that the hash table holds conversions, not
 // participants) to their attributed conversions. The primary key keeps
-// one exposure per user and experiment, so each exposure is a
-// participant. The query runs with work_mem 32MB, so that its hash tables
+// one exposure per user and experiment, so each exposure of a course is
+// a participant; for all courses (q.AllCourses), each user's first
+// exposure of the flag is, picked once (DISTINCT ON) before both reads. The query runs with work_mem 32MB, so that its hash tables
 // stay in memory, and without JIT compilation, which costs more than it
 // saves on it.
 func (s *Store) Aggregate(ctx context.Context, q results.Query) (results.Aggregates, error) {
@@ -109,17 +110,23 @@ func (s *Store) Aggregate(ctx context.Context, q results.Query) (results.Aggrega
 // aggregateQuery returns the query of q's aggregates per UTC day and
 // bucket (day, bucket, participants: exposed that day, converted:
 // converting that day, and their count, value_sum and value_squares),
-// ordered by day and bucket, and its arguments.
+// ordered by day and bucket, and its arguments: the goal's three ($1 to
+// $3), then the flag ($4) and, but for all courses, the course key ($5).
 func (s *Store) aggregateQuery(q results.Query) (string, []any) {
-	converted, args := s.convertedQuery(q)
-	return `WITH c AS (` + converted + `)
+	with, from := s.participantsQuery(q)
+	converted, args := s.convertedQuery(q, from)
+	args = append(args, q.Flag)
+	if !q.AllCourses {
+		args = append(args, q.CourseKey)
+	}
+	return `WITH ` + with + `c AS (` + converted + `)
 		SELECT day::timestamp AT TIME ZONE 'UTC' AS day, bucket, sum(np)::bigint AS participants,
 			sum(nc)::bigint AS converted, sum(n)::bigint AS count,
 			sum(v) AS value_sum, sum(v2) AS value_squares
 		FROM (
 			SELECT (time AT TIME ZONE 'UTC')::date AS day, bucket, count(*) AS np,
 				0::bigint AS nc, 0::bigint AS n, 0::double precision AS v, 0::double precision AS v2
-			FROM ` + s.t.exposures + ` WHERE flag = $1 AND course_key = $2
+			FROM ` + from + ` AS e
 			GROUP BY 1, 2
 			UNION ALL
 			SELECT (first AT TIME ZONE 'UTC')::date, bucket, 0, count(*), sum(n), sum(v), sum(v * v)
@@ -128,42 +135,54 @@ func (s *Store) aggregateQuery(q results.Query) (string, []any) {
 		GROUP BY day, bucket ORDER BY day, bucket`, args
 }
 
+// participantsQuery returns the participants of q's experiment, one row
+// (user_id, bucket, time) per participant: a WITH item to put before
+// the others ("" or "p AS (…), ") and the FROM item to read them from.
+// In one course, they are its exposures, one per user (the primary
+// key), read where they are used; in all courses, each user's first
+// exposure (then smallest bucket), computed once. The flag is $4, the
+// course key $5.
+func (s *Store) participantsQuery(q results.Query) (with, from string) {
+	if q.AllCourses {
+		return `p AS MATERIALIZED (SELECT DISTINCT ON (user_id) user_id, bucket, time FROM ` + s.t.exposures +
+			` WHERE flag = $4 ORDER BY user_id, time, bucket), `, `p`
+	}
+	return ``, `(SELECT user_id, bucket, time FROM ` + s.t.exposures + ` WHERE flag = $4 AND course_key = $5)`
+}
+
 // convertedQuery returns the query of the converted participants (bucket,
 // n: their count, v: their value, first: when they converted) for q's
-// goal, and the arguments of the whole aggregate query. Only the
-// exposures of users with a conversion of the goal (of every goal of
-// Include, for a complex goal) can convert: a semi-join keeps those
-// before the join on the conversions' times.
-func (s *Store) convertedQuery(q results.Query) (string, []any) {
+// goal among the participants of from, and the goal's arguments ($1 to
+// $3). Only the participants with a conversion of the goal (of every
+// goal of Include, for a complex goal) can convert: a semi-join keeps
+// those before the join on the conversions' times.
+func (s *Store) convertedQuery(q results.Query, from string) (string, []any) {
 	g := q.Goal
-	args := []any{q.Flag, q.CourseKey}
 	if !g.Complex() {
-		args = append(args, g.Name, g.Once, g.Value != experiments.ValueCount)
+		args := []any{g.Name, g.Once, g.Value != experiments.ValueCount}
 		return `SELECT e.bucket,
-			CASE WHEN $4 THEN 1 ELSE count(*) END AS n,
-			CASE WHEN $5 THEN sum(x.value) ELSE 0 END AS v,
+			CASE WHEN $2 THEN 1 ELSE count(*) END AS n,
+			CASE WHEN $3 THEN sum(x.value) ELSE 0 END AS v,
 			min(x.time) AS first
-			FROM ` + s.t.exposures + ` AS e
-			JOIN ` + s.t.conversions + ` AS x ON x.user_id = e.user_id AND x.goal = $3 AND x.time >= e.time
-			WHERE e.flag = $1 AND e.course_key = $2
-				AND e.user_id IN (SELECT user_id FROM ` + s.t.conversions + ` WHERE goal = $3)
+			FROM ` + from + ` AS e
+			JOIN ` + s.t.conversions + ` AS x ON x.user_id = e.user_id AND x.goal = $1 AND x.time >= e.time
+			WHERE e.user_id IN (SELECT user_id FROM ` + s.t.conversions + ` WHERE goal = $1)
 			GROUP BY e.user_id, e.bucket`, args
 	}
 	include, exclude := distinct(g.Include), distinct(g.Exclude)
-	args = append(args, pq.Array(include), pq.Array(exclude), len(include))
+	args := []any{pq.Array(include), pq.Array(exclude), len(include)}
 	// Per participant and goal, the first attributed conversion; then the
 	// participants with every included goal and no excluded one.
 	return `SELECT bucket, 1 AS n, 0::double precision AS v,
-		max(first) FILTER (WHERE goal = ANY($3)) AS first
+		max(first) FILTER (WHERE goal = ANY($1)) AS first
 		FROM (SELECT e.user_id, e.bucket, x.goal, min(x.time) AS first
-			FROM ` + s.t.exposures + ` AS e
+			FROM ` + from + ` AS e
 			JOIN ` + s.t.conversions + ` AS x ON x.user_id = e.user_id
-				AND (x.goal = ANY($3) OR x.goal = ANY($4)) AND x.time >= e.time
-			WHERE e.flag = $1 AND e.course_key = $2
-				AND e.user_id IN (SELECT user_id FROM ` + s.t.conversions + ` WHERE goal = ANY($3))
+				AND (x.goal = ANY($1) OR x.goal = ANY($2)) AND x.time >= e.time
+			WHERE e.user_id IN (SELECT user_id FROM ` + s.t.conversions + ` WHERE goal = ANY($1))
 			GROUP BY e.user_id, e.bucket, x.goal) AS g
 		GROUP BY user_id, bucket
-		HAVING count(*) FILTER (WHERE goal = ANY($3)) = $5 AND count(*) FILTER (WHERE goal = ANY($4)) = 0`, args
+		HAVING count(*) FILTER (WHERE goal = ANY($1)) = $3 AND count(*) FILTER (WHERE goal = ANY($2)) = 0`, args
 }
 
 func distinct(names []string) []string {

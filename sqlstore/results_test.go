@@ -112,7 +112,10 @@ func TestAggregateMatchesTheReference(t *testing.T) {
 		{Name: "ab", Include: []string{"a", "b", "a"}},
 		{Name: "none"},
 	}
-	for _, exp := range wantExps {
+	// And every flag in all courses, where a user seen in both courses
+	// (at the same time, in random buckets) counts once.
+	all := []results.Experiment{{Flag: "ns.exp", AllCourses: true}}
+	for _, exp := range append(wantExps, all...) {
 		for _, g := range goals {
 			for _, n := range []int{0, 4} {
 				q := results.Query{Experiment: exp, Goal: g, Buckets: n}
