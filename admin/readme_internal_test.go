@@ -42,7 +42,7 @@ func readmeExample(t *testing.T) (*Admin, string) {
 	t.Helper()
 	ctx := t.Context()
 	store := experiments.NewMemStore()
-	flag := experiments.NewFlag("course_experience", "upgrade_button", experiments.WithExperimentID(7))
+	flag := experiments.NewFlagSet().NewFlag("course_experience", "upgrade_button", experiments.WithExperimentID(7))
 	at := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 	if err := errorsJoin(
 		store.SetFlag(ctx, flag.Name(), experiments.Rule{Percent: 50, Staff: true}),
