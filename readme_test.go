@@ -40,8 +40,10 @@ import (
 // program testdata/readme/NAME.go, at its line "//readme:block K" for the
 // K-th block of README.md that names NAME (its leading import
 // declaration, if any, at "//readme:imports K"); the program checks what
-// the block did and exits non-zero when it is wrong. A program whose
-// source mentions DATABASE_URL gets a PostgreSQL database of its own.
+// the block did and exits non-zero when it is wrong. It runs with
+// SESSION_KEY (a fresh key), PORT (free on loopback) and
+// SEGMENT_WRITE_KEY set; one whose source mentions DATABASE_URL gets a
+// PostgreSQL database of its own there.
 
 // readmeBlock is a ```go block of README.md.
 type readmeBlock struct {
@@ -145,7 +147,8 @@ func TestREADME(t *testing.T) {
 				return
 			}
 			cmd := exec.Command(bin)
-			cmd.Env = append(os.Environ(), "SEGMENT_WRITE_KEY=readme-test")
+			_, port, _ := net.SplitHostPort(freeAddr(t))
+			cmd.Env = append(os.Environ(), "SEGMENT_WRITE_KEY=readme-test", "SESSION_KEY="+newSessionKey(), "PORT="+port)
 			if strings.Contains(src, "DATABASE_URL") {
 				cmd.Env = append(cmd.Env, "DATABASE_URL="+readmeDatabase(t))
 			}
@@ -296,12 +299,10 @@ func checkQuickStart(on, off string) func(t *testing.T, bin string) {
 		}
 
 		addr := freeAddr(t)
-		key := make([]byte, 32)
-		rand.Read(key)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		cmd := exec.CommandContext(ctx, bin)
-		cmd.Env = append(os.Environ(), "ADDR="+addr, "SESSION_KEY="+base64.StdEncoding.EncodeToString(key))
+		cmd.Env = append(os.Environ(), "ADDR="+addr, "SESSION_KEY="+newSessionKey())
 		var logs syncbuf.Buffer
 		cmd.Stdout, cmd.Stderr = &logs, &logs
 		if err := cmd.Start(); err != nil {
@@ -341,6 +342,13 @@ func checkQuickStart(on, off string) func(t *testing.T, bin string) {
 			t.Errorf("%d events logged for two requests of one session, want 1:\n%s", n, logs.String())
 		}
 	}
+}
+
+// newSessionKey returns a SESSION_KEY: 32 random bytes in base64.
+func newSessionKey() string {
+	key := make([]byte, 32)
+	rand.Read(key)
+	return base64.StdEncoding.EncodeToString(key)
 }
 
 // freeAddr returns a loopback address with a port nothing listens on.
