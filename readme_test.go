@@ -147,7 +147,7 @@ func TestREADME(t *testing.T) {
 				return
 			}
 			cmd := exec.Command(bin)
-			_, port, _ := net.SplitHostPort(freeAddr(t))
+			_, port, _ := net.SplitHostPort(pgtest.UnusedAddr(t))
 			cmd.Env = append(os.Environ(), "SEGMENT_WRITE_KEY=readme-test", "SESSION_KEY="+newSessionKey(), "PORT="+port)
 			if strings.Contains(src, "DATABASE_URL") {
 				cmd.Env = append(cmd.Env, "DATABASE_URL="+readmeDatabase(t))
@@ -298,7 +298,7 @@ func checkQuickStart(on, off string) func(t *testing.T, bin string) {
 			t.Errorf("without SESSION_KEY: %v, output %q; want a failure that says how to make a key", err, out)
 		}
 
-		addr := freeAddr(t)
+		addr := pgtest.UnusedAddr(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		cmd := exec.CommandContext(ctx, bin)
@@ -349,17 +349,6 @@ func newSessionKey() string {
 	key := make([]byte, 32)
 	rand.Read(key)
 	return base64.StdEncoding.EncodeToString(key)
-}
-
-// freeAddr returns a loopback address with a port nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // waitListening waits until something accepts connections at addr.

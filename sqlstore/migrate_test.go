@@ -350,21 +350,9 @@ func TestMigrationSQL(t *testing.T) {
 	}
 }
 
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 func TestOpenUnreachable(t *testing.T) {
 	ctx := context.Background()
-	addr := closedPort(t)
+	addr := pgtest.UnusedAddr(t)
 	dsn := "postgres://postgres:secret@" + addr + "/test?sslmode=disable&connect_timeout=5"
 	_, err := sqlstore.Open(ctx, dsn)
 	want := "sqlstore: connecting to PostgreSQL at " + addr + ": "

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"regexp"
 	"strings"
 	"testing"
@@ -59,7 +58,7 @@ func TestFlagsBeforeOrAfterTheCommand(t *testing.T) {
 func TestJSONErrors(t *testing.T) {
 	sd := seedStore(t)
 	db := []string{"-dsn", sd.dsn, "-schema", sd.schema}
-	down := closedPort(t)
+	down := pgtest.UnusedAddr(t)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -98,18 +97,6 @@ func TestJSONErrors(t *testing.T) {
 			t.Errorf("stderr %q", stderr)
 		}
 	})
-}
-
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 func TestMigrateCommand(t *testing.T) {

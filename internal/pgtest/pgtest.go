@@ -6,6 +6,7 @@ package pgtest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
@@ -115,4 +116,16 @@ func Grants(t testing.TB, readme, readmeRole, schema, role string) string {
 		t.Fatalf("the README's grants: %v\n%s", err, block)
 	}
 	return block
+}
+
+// UnusedAddr returns a loopback host:port that nothing listens on: where
+// no PostgreSQL answers, or where a program under test may listen.
+func UnusedAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
