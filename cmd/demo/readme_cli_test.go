@@ -18,7 +18,8 @@ import (
 // The README's command-line examples (its Results section's
 // "go run ./cmd/experiments …" lines) run on the demo's data, and the
 // -json one prints what its comment says: the course's experiments,
-// every goal, one JSON array.
+// every goal, one JSON array. Its JSON error and what it says of
+// -course '' are what the command prints.
 func TestREADMECommandLineOnTheDemoData(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds cmd/experiments with the go command")
@@ -87,6 +88,34 @@ func TestREADMECommandLineOnTheDemoData(t *testing.T) {
 	}
 	if !sawJSON {
 		t.Error("README.md has no -json example")
+	}
+
+	// The README's error examples: a JSON error, and -course ''.
+	run := func(args ...string) (string, int) {
+		cmd := exec.Command(bin, append(args, "-schema", s.Schema())...)
+		cmd.Env = append(os.Environ(), "EXPERIMENTS_DSN="+pgtest.DSN())
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return stderr.String(), code
+	}
+	jsonErr := regexp.MustCompile(`(?m)^\{"error":.*\}$`).FindString(string(readme))
+	if jsonErr == "" {
+		t.Fatal("README.md has no JSON error example")
+	}
+	if got, code := run("report", "-goal", "enrolled", "-json"); strings.TrimSpace(got) != jsonErr || code != 2 {
+		t.Errorf("report -goal enrolled -json: exit %d, stderr %q; the README shows %q", code, got, jsonErr)
+	}
+	const noCourse = "no experiment has exposures in no course"
+	if !strings.Contains(string(readme), noCourse) {
+		t.Fatalf("README.md no longer says %q of -course ''", noCourse)
+	}
+	if got, code := run("report", "-course", ""); !strings.Contains(got, noCourse) || code != 2 {
+		t.Errorf("report -course '': exit %d, stderr %q; the README says %q", code, got, noCourse)
 	}
 }
 
