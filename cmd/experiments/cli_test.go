@@ -104,16 +104,8 @@ func TestMigrateCommand(t *testing.T) {
 	want := sqlstore.SchemaVersion()
 	schema := newSchema(t)
 	db := []string{"-dsn", testDSN(), "-schema", schema}
-	ok := func(t *testing.T, args ...string) string {
-		t.Helper()
-		code, stdout, stderr := runCLI(t, args...)
-		if code != exitOK || stderr != "" {
-			t.Fatalf("%q: exit status %d, stderr:\n%s", args, code, stderr)
-		}
-		return stdout
-	}
 	t.Run("ok, -print on a new schema prints every migration and changes nothing", func(t *testing.T) {
-		out := ok(t, append([]string{"migrate", "-print"}, db...)...)
+		out := runOK(t, append([]string{"migrate", "-print"}, db...)...)
 		script, err := sqlstore.MigrationSQL(schema, 0)
 		if err != nil || out != script {
 			t.Errorf("printed:\n%s\nwant MigrationSQL's (%v):\n%s", out, err, script)
@@ -124,22 +116,22 @@ func TestMigrateCommand(t *testing.T) {
 		}
 	})
 	t.Run("ok, migrate prints the versions before and after", func(t *testing.T) {
-		if out, w := ok(t, append([]string{"migrate"}, db...)...), fmt.Sprintf("schema %q: version 0 -> %d\n", schema, want); out != w {
+		if out, w := runOK(t, append([]string{"migrate"}, db...)...), fmt.Sprintf("schema %q: version 0 -> %d\n", schema, want); out != w {
 			t.Errorf("first migrate: %q, want %q", out, w)
 		}
-		if out, w := ok(t, append([]string{"migrate"}, db...)...), fmt.Sprintf("schema %q: version %d, up to date\n", schema, want); out != w {
+		if out, w := runOK(t, append([]string{"migrate"}, db...)...), fmt.Sprintf("schema %q: version %d, up to date\n", schema, want); out != w {
 			t.Errorf("second migrate: %q, want %q", out, w)
 		}
 		var m migrated
-		decodeStrict(t, ok(t, append([]string{"-json", "migrate"}, db...)...), &m)
+		decodeStrict(t, runOK(t, append([]string{"-json", "migrate"}, db...)...), &m)
 		if m != (migrated{Schema: schema, Before: want, After: want, Wanted: want}) {
 			t.Errorf("migrate -json: %+v", m)
 		}
-		if out := ok(t, append([]string{"migrate", "-print"}, db...)...); out != "" {
+		if out := runOK(t, append([]string{"migrate", "-print"}, db...)...); out != "" {
 			t.Errorf("-print on an up-to-date schema: %q, want nothing", out)
 		}
 		var sc migrationScript
-		decodeStrict(t, ok(t, append([]string{"migrate", "-print", "-json"}, db...)...), &sc)
+		decodeStrict(t, runOK(t, append([]string{"migrate", "-print", "-json"}, db...)...), &sc)
 		if sc != (migrationScript{Schema: schema, From: want, To: want}) {
 			t.Errorf("migrate -print -json: %+v", sc)
 		}

@@ -140,23 +140,26 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
+// runOK runs the command line args, fails unless it exits 0 with nothing
+// on stderr, and returns its stdout.
+func runOK(t *testing.T, args ...string) string {
+	t.Helper()
+	code, stdout, stderr := runCLI(t, args...)
+	if code != exitOK || stderr != "" {
+		t.Fatalf("%q: exit status %d, stderr:\n%s", args, code, stderr)
+	}
+	return stdout
+}
+
 func TestCommands(t *testing.T) {
 	sd := seedStore(t)
 	db := []string{"-dsn", sd.dsn, "-schema", sd.schema}
 	args := func(cmd string, more ...string) []string {
 		return append(append([]string{cmd}, db...), more...)
 	}
-	ok := func(t *testing.T, args ...string) string {
-		t.Helper()
-		code, stdout, stderr := runCLI(t, args...)
-		if code != exitOK || stderr != "" {
-			t.Fatalf("%q: exit status %d, stderr:\n%s", args, code, stderr)
-		}
-		return stdout
-	}
 
 	t.Run("list prints the experiments with participants per bucket, unexposed flags and goals", func(t *testing.T) {
-		out := ok(t, args("list")...)
+		out := runOK(t, args("list")...)
 		t.Logf("list:\n%s", out)
 		for _, want := range []string{
 			fmt.Sprintf(`(?m)^shop\.checkout\s+-\s+%d\s+0: %d, 1: %d\s+on for everyone$`, plainUsers, sd.plain[0], sd.plain[1]),
@@ -177,7 +180,7 @@ func TestCommands(t *testing.T) {
 	})
 
 	t.Run("list is the default command", func(t *testing.T) {
-		if got, want := ok(t, db...), ok(t, args("list")...); got != want {
+		if got, want := runOK(t, db...), runOK(t, args("list")...); got != want {
 			t.Errorf("without a command:\n%s\nwant list's:\n%s", got, want)
 		}
 	})
@@ -204,7 +207,7 @@ func TestCommands(t *testing.T) {
 				Value string `json:"value"`
 			} `json:"goals"`
 		}
-		decodeStrict(t, ok(t, args("list", "-json")...), &got)
+		decodeStrict(t, runOK(t, args("list", "-json")...), &got)
 		if len(got.Experiments) != 2 {
 			t.Fatalf("experiments: %+v, want 2", got.Experiments)
 		}
@@ -231,7 +234,7 @@ func TestCommands(t *testing.T) {
 
 	t.Run("report -json for one flag, course and goal matches the seeded counts", func(t *testing.T) {
 		var reports []results.Report
-		decodeStrict(t, ok(t, args("report", "-flag", checkoutFlag, "-course", course, "-goal", "purchase", "-json")...), &reports)
+		decodeStrict(t, runOK(t, args("report", "-flag", checkoutFlag, "-course", course, "-goal", "purchase", "-json")...), &reports)
 		if len(reports) != 1 {
 			t.Fatalf("%d reports, want 1", len(reports))
 		}
@@ -258,7 +261,7 @@ func TestCommands(t *testing.T) {
 	})
 
 	t.Run("report prints the verdict and the participants per bucket", func(t *testing.T) {
-		out := ok(t, args("report", "-flag", checkoutFlag, "-course", course, "-goal", "enrolled")...)
+		out := runOK(t, args("report", "-flag", checkoutFlag, "-course", course, "-goal", "enrolled")...)
 		t.Logf("report:\n%s", out)
 		for _, want := range []string{
 			`(?m)\A=== \[1/1\] shop\.checkout in ` + regexp.QuoteMeta(course) + `, goal enrolled ===$`,
@@ -278,7 +281,7 @@ func TestCommands(t *testing.T) {
 
 	t.Run("report without filters covers every experiment and goal, in order", func(t *testing.T) {
 		var reports []results.Report
-		decodeStrict(t, ok(t, args("report", "-json")...), &reports)
+		decodeStrict(t, runOK(t, args("report", "-json")...), &reports)
 		var got []string
 		for _, r := range reports {
 			got = append(got, r.Experiment.String()+", "+r.Goal.Name)
@@ -290,7 +293,7 @@ func TestCommands(t *testing.T) {
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("reports:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
-		text := ok(t, args("report")...)
+		text := runOK(t, args("report")...)
 		if n := strings.Count(text, "\n=== ["); n != 3 || !strings.HasPrefix(text, "=== [1/4] shop.checkout, goal enrolled ===\n") {
 			t.Errorf("text: %d later headers, want 3, and the first on top:\n%s", n, text)
 		}
@@ -298,7 +301,7 @@ func TestCommands(t *testing.T) {
 
 	t.Run("report -course '' keeps the experiment without a course", func(t *testing.T) {
 		var reports []results.Report
-		decodeStrict(t, ok(t, args("report", "-course", "", "-goal", "enrolled", "-json")...), &reports)
+		decodeStrict(t, runOK(t, args("report", "-course", "", "-goal", "enrolled", "-json")...), &reports)
 		if len(reports) != 1 || reports[0].Experiment != (results.Experiment{Flag: checkoutFlag}) {
 			t.Fatalf("reports: %+v, want shop.checkout without a course", reports)
 		}
@@ -309,7 +312,7 @@ func TestCommands(t *testing.T) {
 
 	t.Run("report -buckets sets the number of buckets", func(t *testing.T) {
 		var reports []results.Report
-		decodeStrict(t, ok(t, args("report", "-flag", checkoutFlag, "-course", course, "-goal", "enrolled", "-buckets", "3", "-json")...), &reports)
+		decodeStrict(t, runOK(t, args("report", "-flag", checkoutFlag, "-course", course, "-goal", "enrolled", "-buckets", "3", "-json")...), &reports)
 		if len(reports) != 1 || len(reports[0].Buckets) != 3 || reports[0].Buckets[2].Participants != 0 {
 			t.Errorf("reports: %+v, want 3 buckets, the last empty", reports)
 		}
@@ -317,7 +320,7 @@ func TestCommands(t *testing.T) {
 
 	t.Run("the DSN comes from EXPERIMENTS_DSN without -dsn", func(t *testing.T) {
 		t.Setenv(dsnEnv, sd.dsn)
-		if got, want := ok(t, "list", "-schema", sd.schema), ok(t, args("list")...); got != want {
+		if got, want := runOK(t, "list", "-schema", sd.schema), runOK(t, args("list")...); got != want {
 			t.Errorf("with the environment:\n%s\nwant:\n%s", got, want)
 		}
 	})
