@@ -176,6 +176,12 @@ type User struct {
 	Superuser    bool     // for Rule.Superusers
 	Groups       []string // for Rule.Groups
 	Masquerading bool     // staff viewing as this user: bucketed as them, never tracked
+	// Attributes are the app's own facts about the user, for audiences
+	// and bucketing IDs: string keys; values string, bool or a number
+	// (any int, uint or float type). A value of another type counts as
+	// absent. The map is read, never changed, and may be shared between
+	// requests.
+	Attributes map[string]any
 }
 
 // MiddlewareConfig configures Experiments.Middleware.
