@@ -19,7 +19,7 @@ import (
 // "go run ./cmd/experiments …" lines) run on the demo's data, and the
 // -json one prints what its comment says: the course's experiments,
 // every goal, one JSON array. Its JSON error and what it says of
-// -course ” are what the command prints.
+// an empty -course are what the command prints.
 func TestREADMECommandLineOnTheDemoData(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds cmd/experiments with the go command")
