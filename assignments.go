@@ -119,7 +119,7 @@ type recall struct {
 // recallOutsidePercent reads the bucket remembered for a user whom the
 // main flag c leaves out, when only its Percent does. st.mu is held.
 func (f *ExperimentFlag) recallOutsidePercent(ctx context.Context, st *reqState, c *compiledFlag, courseKey string) recall {
-	if !f.sticky || st.x.assignments == nil || !c.offByPercentOnly(courseKey) {
+	if !f.sticky || st.x.assignments == nil || st.user.ID == "" || !c.offByPercentOnly(courseKey) {
 		return recall{}
 	}
 	return f.recall(ctx, st, f.AssignmentKey(courseKey))

@@ -25,7 +25,10 @@ type ExperimentFlag struct {
 	experimentID    int
 	hasExperimentID bool
 	courseAware     bool
-	sticky          bool // WithStickyBuckets (assignments.go)
+	sticky          bool   // WithStickyBuckets (assignments.go)
+	anonymous       bool   // WithAnonymous (bucketing.go)
+	bucketingAttr   string // WithBucketingAttribute (bucketing.go); "" hashes the user ID
+	badAttr         bool   // WithBucketingAttribute("")
 
 	overrideMu sync.Mutex
 	overrides  atomic.Pointer[[]processOverride] // top of stack last; nil when none
@@ -81,6 +84,8 @@ func newFlag(namespace, name string, opts []FlagOption) *ExperimentFlag {
 		panic(fmt.Sprintf("experiments.NewFlag %s: WithBuckets(%d): want 2 to %d", f.full, f.buckets, maxBucketFlag))
 	case f.hasExperimentID && (f.experimentID < 0 || f.experimentID > MaxExperimentID):
 		panic(fmt.Sprintf("experiments.NewFlag %s: WithExperimentID(%d): want 0 to %d", f.full, f.experimentID, MaxExperimentID))
+	case f.badAttr:
+		panic(fmt.Sprintf("experiments.NewFlag %s: WithBucketingAttribute(\"\"): want an attribute name", f.full))
 	}
 	return f
 }
@@ -176,17 +181,18 @@ type Reason string
 
 // The reasons of a Decision, in the order the steps are tried.
 const (
-	ReasonOverride      Reason = "override"       // Override or WithOverride is in effect
-	ReasonNoRequest     Reason = "no_request"     // ctx has no request state: control, not cached
-	ReasonAnonymous     Reason = "anonymous"      // the user has no ID: control, not cached
-	ReasonCached        Reason = "cached"         // decided earlier in this request
-	ReasonError         Reason = "error"          // the store or enrollment lookup failed: control
-	ReasonFlagOff       Reason = "flag_off"       // the main flag is off for the user and course
-	ReasonBadWindow     Reason = "bad_window"     // an enrollment bound does not parse: control
-	ReasonOutsideWindow Reason = "outside_window" // enrolled outside the enrollment window: control
-	ReasonForced        Reason = "forced"         // a bucket flag "name.i" is on
-	ReasonSticky        Reason = "sticky"         // WithStickyBuckets: the bucket remembered for the user (assignments.go)
-	ReasonHashed        Reason = "hashed"         // the hash of group and user chose the bucket
+	ReasonOverride      Reason = "override"        // Override or WithOverride is in effect
+	ReasonNoRequest     Reason = "no_request"      // ctx has no request state: control, not cached
+	ReasonAnonymous     Reason = "anonymous"       // the user has no ID (nor, WithAnonymous, an anonymous ID): control, not cached
+	ReasonCached        Reason = "cached"          // decided earlier in this request
+	ReasonError         Reason = "error"           // the store or enrollment lookup failed: control
+	ReasonFlagOff       Reason = "flag_off"        // the main flag is off for the user and course
+	ReasonBadWindow     Reason = "bad_window"      // an enrollment bound does not parse: control
+	ReasonOutsideWindow Reason = "outside_window"  // enrolled outside the enrollment window: control
+	ReasonForced        Reason = "forced"          // a bucket flag "name.i" is on
+	ReasonNoBucketingID Reason = "no_bucketing_id" // WithBucketingAttribute: the user has no such attribute (bucketing.go)
+	ReasonSticky        Reason = "sticky"          // WithStickyBuckets: the bucket remembered for the user (assignments.go)
+	ReasonHashed        Reason = "hashed"          // the hash of group and user chose the bucket
 )
 
 // decide is decideIn, reported to Config.OnDecision: see observing.
@@ -210,7 +216,7 @@ func (f *ExperimentFlag) decideIn(ctx context.Context, courseKey string, track b
 		return Decision{Reason: ReasonNoRequest}
 	}
 	st := sc.st
-	if st.user.ID == "" {
+	if st.user.ID == "" && !f.anonymous {
 		return Decision{Reason: ReasonAnonymous}
 	}
 	if len(courseKey) > maxNameLen {
@@ -222,6 +228,9 @@ func (f *ExperimentFlag) decideIn(ctx context.Context, courseKey string, track b
 	defer st.mu.Unlock()
 	if b, ok := st.cached(f, courseKey); ok {
 		return Decision{Bucket: b, Reason: ReasonCached}
+	}
+	if st.user.ID == "" && st.anonymousID() == "" {
+		return Decision{Reason: ReasonAnonymous} // WithAnonymous, but the visitor has no ID
 	}
 	if err := checkCourseKey(courseKey); err != nil {
 		// A course key that no store would accept (control characters,
@@ -287,7 +296,12 @@ func (f *ExperimentFlag) evaluate(ctx context.Context, st *reqState, courseKey s
 			return Decision{Bucket: i, Reason: ReasonForced}
 		}
 	}
-	if f.sticky && x.assignments != nil {
+	if f.bucketingAttr != "" {
+		if _, ok := bucketingKey(st.user.Attributes[f.bucketingAttr]); !ok {
+			return Decision{Reason: ReasonNoBucketingID} // bucketing.go
+		}
+	}
+	if f.sticky && x.assignments != nil && st.user.ID != "" {
 		return f.stickyBucket(ctx, st, courseKey, kept) // assignments.go
 	}
 	b, err := f.hashBucket(st, courseKey)
@@ -304,7 +318,8 @@ func (f *ExperimentFlag) hashBucket(st *reqState, courseKey string) (int, error)
 	if f.courseAware {
 		hashCourse = courseKey
 	}
-	b, err := st.x.hash(f.full, hashCourse, &st.user, f.buckets)
+	var buf User
+	b, err := st.x.hash(f.full, hashCourse, f.hashUser(st, &buf), f.buckets)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", f.full, err)
 	}

@@ -45,6 +45,13 @@ type Config struct {
 	// SessionName is the name of the session (its cookie, for a
 	// CookieStore). Optional. Default: "experiments".
 	SessionName string
+	// AnonymousCookie names the cookie that gives anonymous visitors a
+	// stable random ID, so that flags made WithAnonymous can bucket them.
+	// The cookie is set, with SessionOptions' options, on the first
+	// response that decides such a flag for a visitor without one, and
+	// never otherwise. Optional. Default: "", anonymous visitors have no
+	// ID and every flag gives them control.
+	AnonymousCookie string
 	// SessionOptions are the options of the session's cookie.
 	// Optional. Default: Path "/", MaxAge 30 days, HttpOnly,
 	// SameSite=Lax, Secure false (set it true behind HTTPS).
@@ -81,6 +88,7 @@ type Experiments struct {
 	sessions    sessions.Store
 	sessionName string
 	sessionOpts sessions.Options
+	anonCookie  string // Config.AnonymousCookie
 	hasher      Hasher
 	sha256      bool // hasher is SHA256Hasher: hash without building the group
 	site        string
@@ -104,7 +112,7 @@ func New(cfg Config) *Experiments {
 	}
 	x := &Experiments{
 		store: cfg.Store, enrollments: cfg.Enrollments, tracker: cfg.Tracker, recorder: cfg.Recorder,
-		sessions: cfg.Sessions, sessionName: cfg.SessionName, hasher: cfg.Hasher,
+		sessions: cfg.Sessions, sessionName: cfg.SessionName, anonCookie: cfg.AnonymousCookie, hasher: cfg.Hasher,
 		site: cfg.Site, now: cfg.Now, log: cfg.Logger, observer: newObserver(cfg.OnDecision),
 		sessionOpts: sessions.Options{Path: "/", MaxAge: 30 * 86400, HttpOnly: true, SameSite: http.SameSiteLaxMode},
 	}
@@ -212,7 +220,7 @@ func (x *Experiments) Middleware(mc MiddlewareConfig) echo.MiddlewareFunc {
 			st := x.newState(r.Context(), u)
 			r = r.WithContext(st)
 			c.SetRequest(r)
-			if x.sessions == nil {
+			if !x.keepsState() {
 				return next(c)
 			}
 			// Wrapping the writer, rather than Response.Before, also catches
@@ -239,7 +247,7 @@ func (x *Experiments) Handler(next http.Handler, user func(*http.Request) User) 
 		}
 		st := x.newState(r.Context(), u)
 		r = r.WithContext(st)
-		if x.sessions == nil {
+		if !x.keepsState() {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -247,6 +255,10 @@ func (x *Experiments) Handler(next http.Handler, user func(*http.Request) User) 
 		st.sess.save()
 	})
 }
+
+// keepsState reports whether requests keep state in cookies (the
+// session, the anonymous ID): their writer is wrapped to set them.
+func (x *Experiments) keepsState() bool { return x.sessions != nil || x.anonCookie != "" }
 
 // NewContext returns a context with request state for user u, for code
 // that decides outside HTTP: jobs, gRPC, tests, benchmarks. Decisions made
@@ -286,7 +298,7 @@ type reqState struct {
 	cache  [4]cacheEntry // the first decisions, without allocating
 	ncache int
 	rare   *rareState    // made on first use
-	sess   *sessionState // with Config.Sessions over HTTP only
+	sess   *sessionState // over HTTP only, with Config.Sessions or AnonymousCookie
 }
 
 // rareState is the part of a request's state that most requests never
@@ -311,9 +323,12 @@ type sessionState struct {
 	r         *http.Request
 	w         http.ResponseWriter
 	sess      *sessions.Session
-	read      bool // sess was read (or failed to be)
-	dirty     bool // sess has marks to save
-	committed bool // the response is committed: no more saving
+	read      bool   // sess was read (or failed to be)
+	dirty     bool   // sess has marks to save
+	committed bool   // the response is committed: no more saving
+	anonID    string // the anonymous ID (bucketing.go), once anonRead
+	anonRead  bool   // the anonymous ID was looked for
+	anonNew   bool   // anonID is new: its cookie is to be set
 }
 
 type cacheEntry struct {
@@ -378,6 +393,7 @@ func (ss *sessionState) save() {
 		return
 	}
 	ss.committed = true
+	ss.setAnonymousCookie()
 	if !ss.dirty || ss.sess == nil {
 		return
 	}

@@ -19,17 +19,18 @@ var ErrSessions = errors.New("sessions cannot be saved")
 
 // Validate checks what would otherwise fail in every request, silently
 // (each save logs a warning and the event is sent again): that
-// Config.Sessions can encode a session, that SessionName can name a
-// cookie, and that SessionOptions keep the cookie. A session store
-// without a key fails it: sessions.NewCookieStore(nil), or a key read from
-// an unset environment variable. The store is checked without I/O: a
-// sessions.CookieStore or FilesystemStore encodes a trial value with its
-// codecs; other stores are taken as they are. The error wraps ErrSessions.
+// Config.Sessions can encode a session, that SessionName and
+// AnonymousCookie can name cookies, and that SessionOptions keep them. A
+// session store without a key fails it: sessions.NewCookieStore(nil), or
+// a key read from an unset environment variable. The store is checked
+// without I/O: a sessions.CookieStore or FilesystemStore encodes a trial
+// value with its codecs; other stores are taken as they are. The error
+// wraps ErrSessions.
 //
 // New panics with the error, so that the mistake shows at start-up; call
 // Validate first to handle it as an error instead.
 func (c Config) Validate() error {
-	if c.Sessions == nil {
+	if c.Sessions == nil && c.AnonymousCookie == "" {
 		return nil
 	}
 	name := c.SessionName
@@ -39,6 +40,9 @@ func (c Config) Validate() error {
 	if !validCookieName(name) {
 		return fmt.Errorf("%w: SessionName %q: not a cookie name (letters, digits and !#$%%&'*+-.^_`|~)", ErrSessions, name)
 	}
+	if a := c.AnonymousCookie; a != "" && (!validCookieName(a) || a == name) {
+		return fmt.Errorf("%w: AnonymousCookie %q: not a cookie name, or SessionName's", ErrSessions, a)
+	}
 	if o := c.SessionOptions; o != nil {
 		if o.MaxAge < 0 {
 			return fmt.Errorf("%w: SessionOptions.MaxAge %d: a negative MaxAge deletes the cookie at every save", ErrSessions, o.MaxAge)
@@ -46,6 +50,9 @@ func (c Config) Validate() error {
 		if o.SameSite == http.SameSiteNoneMode && !o.Secure {
 			return fmt.Errorf("%w: SessionOptions: SameSite=None without Secure: browsers refuse the cookie", ErrSessions)
 		}
+	}
+	if c.Sessions == nil {
+		return nil
 	}
 	var codecs []securecookie.Codec
 	switch s := c.Sessions.(type) {

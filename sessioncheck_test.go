@@ -41,6 +41,10 @@ func TestConfigValidate(t *testing.T) {
 		{"nok, a filesystem store without a key", experiments.Config{Sessions: sessions.NewFilesystemStore(t.TempDir())}, "no codecs provided"},
 		{"nok, a session name with a space", experiments.Config{Sessions: sessions.NewCookieStore(key), SessionName: "my session"}, `SessionName "my session"`},
 		{"nok, a negative MaxAge", experiments.Config{Sessions: sessions.NewCookieStore(key), SessionOptions: &sessions.Options{MaxAge: -1}}, "MaxAge -1"},
+		{"ok, an anonymous cookie without sessions", experiments.Config{AnonymousCookie: "exp_anon"}, ""},
+		{"nok, an anonymous cookie name with a space", experiments.Config{AnonymousCookie: "exp anon"}, `AnonymousCookie "exp anon"`},
+		{"nok, the anonymous cookie is the session's", experiments.Config{Sessions: sessions.NewCookieStore(key), AnonymousCookie: "experiments"}, `AnonymousCookie "experiments"`},
+		{"nok, an anonymous cookie with a negative MaxAge", experiments.Config{AnonymousCookie: "exp_anon", SessionOptions: &sessions.Options{MaxAge: -1}}, "MaxAge -1"},
 		{"nok, SameSite=None without Secure", experiments.Config{Sessions: sessions.NewCookieStore(key),
 			SessionOptions: &sessions.Options{Path: "/", SameSite: http.SameSiteNoneMode}}, "SameSite=None without Secure"},
 	}

@@ -12,7 +12,8 @@ import (
 // Time (Config.Now), with the attributes Open edX sends to Segment:
 // user_id, site, app_label, experiment, course_id, bucket, is_staff and
 // nonInteraction (always 1). course_id is nil (JSON null, as edX's None)
-// when the event has no course.
+// when the event has no course; anonymous_id follows for an anonymous
+// visitor's event (WithAnonymous).
 //
 // A nil l means slog.Default() at the time of each event. Nothing is
 // logged, and Track returns nil, when l is not enabled for level. Track
@@ -59,6 +60,9 @@ func (t *slogTracker) Track(ctx context.Context, e Event) error {
 		slog.Bool("is_staff", e.IsStaff),
 		slog.Int("nonInteraction", 1),
 	)
+	if e.AnonymousID != "" {
+		r.AddAttrs(slog.String("anonymous_id", e.AnonymousID))
+	}
 	return l.Handler().Handle(ctx, r)
 }
 

@@ -95,6 +95,21 @@ func TestSlogTracker(t *testing.T) {
 	}
 }
 
+// An anonymous visitor's event logs an empty user_id and anonymous_id.
+func TestSlogTrackerAnonymousVisitor(t *testing.T) {
+	t.Parallel()
+	var j jsonLog
+	e := sampleEvent("")
+	e.UserID, e.AnonymousID = "", "0123456789abcdef0123456789abcdef"
+	if err := experiments.SlogTracker(j.logger(slog.LevelInfo), slog.LevelInfo).Track(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	recs := j.records(t)
+	if len(recs) != 1 || recs[0]["user_id"] != "" || recs[0]["anonymous_id"] != e.AnonymousID {
+		t.Errorf("records %v, want one with user_id \"\" and anonymous_id %s", recs, e.AnonymousID)
+	}
+}
+
 func TestSlogTrackerLevelAndLoggerAttrs(t *testing.T) {
 	t.Parallel()
 	t.Run("ok, nothing is logged below the handler's level", func(t *testing.T) {

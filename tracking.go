@@ -21,13 +21,16 @@ const EventUserBucketed = "edx.bi.experiment.user.bucketed"
 type Event struct {
 	Name       string    // EventUserBucketed
 	Time       time.Time // from Config.Now
-	UserID     string
-	Site       string // Config.Site
-	AppLabel   string // the flag's namespace
-	Experiment string // the flag's name, without namespace
-	CourseKey  string // "" when none
+	UserID     string    // "" for an anonymous visitor (WithAnonymous)
+	Site       string    // Config.Site
+	AppLabel   string    // the flag's namespace
+	Experiment string    // the flag's name, without namespace
+	CourseKey  string    // "" when none
 	Bucket     int
 	IsStaff    bool
+	// AnonymousID is the anonymous visitor's ID (Config.AnonymousCookie)
+	// when a flag WithAnonymous bucketed one; "" for signed-in users.
+	AnonymousID string
 }
 
 // Tracker receives events. Track is called synchronously, before Bucket
@@ -69,7 +72,8 @@ func (st *reqState) track(ctx context.Context, f *ExperimentFlag, courseKey stri
 	}
 	now := x.now()
 	var errs []error
-	if x.recorder != nil && !done(exposedPrefix) {
+	// Exposures are of signed-in users: results count users.
+	if x.recorder != nil && st.user.ID != "" && !done(exposedPrefix) {
 		exp := Exposure{Flag: f.full, CourseKey: courseKey, UserID: st.user.ID, Bucket: bucket, Time: now}
 		if err := safeCall(func() error { return x.recorder.RecordExposure(ctx, exp) }); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w: %w", f.full, ErrRecorder, err))
@@ -83,6 +87,9 @@ func (st *reqState) track(ctx context.Context, f *ExperimentFlag, courseKey stri
 			Name: EventUserBucketed, Time: now, UserID: st.user.ID, Site: x.site,
 			AppLabel: f.namespace, Experiment: f.name, CourseKey: courseKey,
 			Bucket: bucket, IsStaff: st.user.Staff,
+		}
+		if st.user.ID == "" {
+			e.AnonymousID = st.sess.anonID
 		}
 		if err := safeCall(func() error { return x.tracker.Track(ctx, e) }); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w: %w", f.full, ErrTracker, err))
@@ -122,7 +129,7 @@ func safeCall(fn func() error) (err error) {
 // without Config.Sessions or outside HTTP. st.mu is held.
 func (st *reqState) session() *sessions.Session {
 	ss := st.sess
-	if ss == nil {
+	if ss == nil || st.x.sessions == nil {
 		return nil
 	}
 	if ss.read {
@@ -145,14 +152,20 @@ func (st *reqState) session() *sessions.Session {
 	if sess.Values == nil {
 		sess.Values = make(map[any]any)
 	}
-	if sess.Values[sessionUserKey] != st.user.ID {
+	owner := st.user.ID
+	if owner == "" {
+		// An anonymous visitor's marks are their anonymous ID's: a new
+		// ID in the same session starts afresh.
+		owner = "anonymous " + ss.anonID
+	}
+	if sess.Values[sessionUserKey] != owner {
 		for k := range sess.Values {
 			if s, ok := k.(string); ok && (strings.HasPrefix(s, markPrefix) || strings.HasPrefix(s, exposedPrefix)) {
 				delete(sess.Values, k)
 				ss.dirty = true
 			}
 		}
-		sess.Values[sessionUserKey] = st.user.ID // saved with the first mark
+		sess.Values[sessionUserKey] = owner // saved with the first mark
 	}
 	ss.sess = sess
 	return sess

@@ -891,3 +891,28 @@ func TestThroughTheRuntime(t *testing.T) {
 		t.Errorf("message %v", m)
 	}
 }
+
+// An anonymous visitor's event (experiments.WithAnonymous) goes to
+// Segment with anonymousId and no userId, as Segment wants one or the
+// other.
+func TestAnonymousVisitorsEventHasAnonymousID(t *testing.T) {
+	f := newFakeSegment(t, nil)
+	tr, _ := newTracker(t, f)
+	mustTrack(t, tr, experiments.Event{
+		Name: experiments.EventUserBucketed, Time: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
+		AppLabel: "course_experience", Experiment: "landing", Bucket: 1,
+		AnonymousID: "0123456789abcdef0123456789abcdef",
+	})
+	closeTracker(t, tr)
+	reqs := f.requests()
+	if len(reqs) != 1 || len(reqs[0].msgs) != 1 {
+		t.Fatalf("want one batch of 1 message, got %+v", reqs)
+	}
+	m := reqs[0].decoded(t, 0)
+	if m["anonymousId"] != "0123456789abcdef0123456789abcdef" {
+		t.Errorf("anonymousId %v, want the visitor's", m["anonymousId"])
+	}
+	if _, ok := m["userId"]; ok {
+		t.Errorf("message has a userId: %v", m)
+	}
+}

@@ -234,7 +234,7 @@ func (t *Tracker) Close(ctx context.Context) error { return t.b.close(ctx) }
 func checkEvent(e *experiments.Event) error {
 	err := checkRow("event", []textField{
 		{"name", e.Name}, {"user ID", e.UserID}, {"site", e.Site}, {"app label", e.AppLabel},
-		{"experiment", e.Experiment}, {"course key", e.CourseKey},
+		{"experiment", e.Experiment}, {"course key", e.CourseKey}, {"anonymous ID", e.AnonymousID},
 	}, e.Bucket, e.Time)
 	if err != nil {
 		return fmt.Errorf("sqlstore: tracker: %w", err)
@@ -243,13 +243,13 @@ func checkEvent(e *experiments.Event) error {
 }
 
 // insertEventsQuery inserts a batch in one statement: one array a column,
-// unnested into rows. Ten parameters whatever the batch size, so the
+// unnested into rows. Eleven parameters whatever the batch size, so the
 // statement text never changes.
 func insertEventsQuery(table string) string {
 	return "INSERT INTO " + table +
-		" (id, name, time, user_id, site, app_label, experiment, course_key, bucket, is_staff)" +
+		" (id, name, time, user_id, site, app_label, experiment, course_key, bucket, is_staff, anonymous_id)" +
 		" SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[]," +
-		" $6::text[], $7::text[], $8::text[], $9::integer[], $10::boolean[])" +
+		" $6::text[], $7::text[], $8::text[], $9::integer[], $10::boolean[], $11::text[])" +
 		" ON CONFLICT (id) DO NOTHING"
 }
 
@@ -261,12 +261,12 @@ func eventArgs(events []experiments.Event) []any {
 	n := len(events)
 	names, times, users, sites := make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n)
 	apps, exps, courses := make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n)
-	buckets, staff := make(pq.Int64Array, n), make(pq.BoolArray, n)
+	buckets, staff, anonymous := make(pq.Int64Array, n), make(pq.BoolArray, n), make(pq.StringArray, n)
 	for i := range events {
 		e := &events[i]
 		names[i], times[i], users[i], sites[i] = e.Name, pgTime(e.Time), e.UserID, e.Site
 		apps[i], exps[i], courses[i] = e.AppLabel, e.Experiment, e.CourseKey
-		buckets[i], staff[i] = int64(e.Bucket), e.IsStaff
+		buckets[i], staff[i], anonymous[i] = int64(e.Bucket), e.IsStaff, e.AnonymousID
 	}
-	return []any{newUUIDs(n), names, times, users, sites, apps, exps, courses, buckets, staff}
+	return []any{newUUIDs(n), names, times, users, sites, apps, exps, courses, buckets, staff, anonymous}
 }

@@ -33,6 +33,8 @@ func TestTrackerWritesEveryField(t *testing.T) {
 			AppLabel: "course_experience", Experiment: "upgrade", CourseKey: "course-v1:Org+Course+Run", Bucket: 1, IsStaff: true},
 		{Name: experiments.EventUserBucketed, Time: at.Add(time.Microsecond), UserID: `"quoted" \ {x,y} NULL`, Site: "",
 			AppLabel: "ns", Experiment: "é", CourseKey: "", Bucket: math.MaxInt32, IsStaff: false},
+		{Name: experiments.EventUserBucketed, Time: at.Add(2 * time.Microsecond), UserID: "", Site: "example.org",
+			AppLabel: "ns", Experiment: "anonymous", Bucket: 1, AnonymousID: "0123456789abcdef0123456789abcdef"},
 	}
 	for _, e := range want {
 		if err := tr.Track(context.Background(), e); err != nil {
@@ -58,7 +60,7 @@ func TestTrackerWritesEveryField(t *testing.T) {
 			t.Errorf("row %d:\n got %+v\nwant %+v", i, r.Event, want[i])
 		}
 	}
-	if got[0].ID == got[1].ID {
+	if got[0].ID == got[1].ID || got[1].ID == got[2].ID {
 		t.Errorf("two events have the same id %s", got[0].ID)
 	}
 }
@@ -554,7 +556,7 @@ type trackerRow struct {
 // trackerRows returns the rows of the store's events table, by time.
 func trackerRows(t *testing.T, s *sqlstore.Store) []trackerRow {
 	t.Helper()
-	rows, err := s.DB().Query("SELECT id, name, time, user_id, site, app_label, experiment, course_key, bucket, is_staff FROM " +
+	rows, err := s.DB().Query("SELECT id, name, time, user_id, site, app_label, experiment, course_key, bucket, is_staff, anonymous_id FROM " +
 		pq.QuoteIdentifier(s.Schema()) + ".experiments_events ORDER BY time, id")
 	if err != nil {
 		t.Fatal(err)
@@ -564,7 +566,7 @@ func trackerRows(t *testing.T, s *sqlstore.Store) []trackerRow {
 	for rows.Next() {
 		var r trackerRow
 		e := &r.Event
-		if err := rows.Scan(&r.ID, &e.Name, &e.Time, &e.UserID, &e.Site, &e.AppLabel, &e.Experiment, &e.CourseKey, &e.Bucket, &e.IsStaff); err != nil {
+		if err := rows.Scan(&r.ID, &e.Name, &e.Time, &e.UserID, &e.Site, &e.AppLabel, &e.Experiment, &e.CourseKey, &e.Bucket, &e.IsStaff, &e.AnonymousID); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, r)
