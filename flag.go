@@ -30,6 +30,10 @@ type ExperimentFlag struct {
 	bucketingAttr   string // WithBucketingAttribute (bucketing.go); "" hashes the user ID
 	badAttr         bool   // WithBucketingAttribute("")
 
+	layer                *Layer  // InLayer (layer.go)
+	layerFrom, layerTo   float64 // InLayer's range, in percent
+	layerStart, layerEnd int     // the range in slots, set when the flag joins the layer
+
 	overrideMu sync.Mutex
 	overrides  atomic.Pointer[[]processOverride] // top of stack last; nil when none
 	overrideID uint64
@@ -181,18 +185,19 @@ type Reason string
 
 // The reasons of a Decision, in the order the steps are tried.
 const (
-	ReasonOverride      Reason = "override"        // Override or WithOverride is in effect
-	ReasonNoRequest     Reason = "no_request"      // ctx has no request state: control, not cached
-	ReasonAnonymous     Reason = "anonymous"       // the user has no ID (nor, WithAnonymous, an anonymous ID): control, not cached
-	ReasonCached        Reason = "cached"          // decided earlier in this request
-	ReasonError         Reason = "error"           // the store or enrollment lookup failed: control
-	ReasonFlagOff       Reason = "flag_off"        // the main flag is off for the user and course
-	ReasonBadWindow     Reason = "bad_window"      // an enrollment bound does not parse: control
-	ReasonOutsideWindow Reason = "outside_window"  // enrolled outside the enrollment window: control
-	ReasonForced        Reason = "forced"          // a bucket flag "name.i" is on
-	ReasonNoBucketingID Reason = "no_bucketing_id" // WithBucketingAttribute: the user has no such attribute (bucketing.go)
-	ReasonSticky        Reason = "sticky"          // WithStickyBuckets: the bucket remembered for the user (assignments.go)
-	ReasonHashed        Reason = "hashed"          // the hash of group and user chose the bucket
+	ReasonOverride        Reason = "override"         // Override or WithOverride is in effect
+	ReasonNoRequest       Reason = "no_request"       // ctx has no request state: control, not cached
+	ReasonAnonymous       Reason = "anonymous"        // the user has no ID (nor, WithAnonymous, an anonymous ID): control, not cached
+	ReasonCached          Reason = "cached"           // decided earlier in this request
+	ReasonError           Reason = "error"            // the store or enrollment lookup failed: control
+	ReasonFlagOff         Reason = "flag_off"         // the main flag is off for the user and course
+	ReasonBadWindow       Reason = "bad_window"       // an enrollment bound does not parse: control
+	ReasonOutsideWindow   Reason = "outside_window"   // enrolled outside the enrollment window: control
+	ReasonForced          Reason = "forced"           // a bucket flag "name.i" is on
+	ReasonNoBucketingID   Reason = "no_bucketing_id"  // WithBucketingAttribute: the user has no such attribute (bucketing.go)
+	ReasonOtherExperiment Reason = "other_experiment" // InLayer: the user's part of the layer is another experiment's, or none's (layer.go)
+	ReasonSticky          Reason = "sticky"           // WithStickyBuckets: the bucket remembered for the user (assignments.go)
+	ReasonHashed          Reason = "hashed"           // the hash of group and user chose the bucket
 )
 
 // decide is decideIn, reported to Config.OnDecision: see observing.
@@ -299,6 +304,15 @@ func (f *ExperimentFlag) evaluate(ctx context.Context, st *reqState, courseKey s
 	if f.bucketingAttr != "" {
 		if _, ok := bucketingKey(st.user.Attributes[f.bucketingAttr]); !ok {
 			return Decision{Reason: ReasonNoBucketingID} // bucketing.go
+		}
+	}
+	if f.layer != nil {
+		in, err := f.inLayerRange(st) // layer.go
+		if err != nil {
+			return Decision{Reason: ReasonError, Err: err}
+		}
+		if !in {
+			return Decision{Reason: ReasonOtherExperiment}
 		}
 	}
 	if f.sticky && x.assignments != nil && st.user.ID != "" {

@@ -69,6 +69,11 @@ func (s *FlagSet) declare(f *ExperimentFlag, where string) *ExperimentFlag {
 		}
 		panic(fmt.Sprintf("experiments.NewFlag: flag redefined: %s%s", f.full, at))
 	}
+	if f.layer != nil {
+		if err := f.layer.join(f); err != nil {
+			panic(fmt.Sprintf("experiments.NewFlag %s: %v", f.full, err))
+		}
+	}
 	s.flags[f.full] = declared{flag: f, where: where}
 	s.order = append(s.order, f)
 	return f

@@ -54,6 +54,8 @@ const (
 //	ReasonAnonymous      DEFAULT             0 (control)
 //	ReasonNoRequest      DEFAULT             0 (control)
 //	ReasonOutsideWindow  DEFAULT             0 (control)
+//	ReasonNoBucketingID  DEFAULT             0 (control)
+//	ReasonOtherExperiment DEFAULT            0 (control)
 //	ReasonBadWindow      ERROR, code GENERAL the caller's default; message: the error
 //	ReasonError          ERROR, code GENERAL the caller's default; message: the error
 //	(any other)          UNKNOWN             the bucket
@@ -198,7 +200,8 @@ func resolution(d experiments.Decision) openfeature.ProviderResolutionDetail {
 		reason = openfeature.CachedReason
 	case experiments.ReasonFlagOff:
 		reason = openfeature.DisabledReason
-	case experiments.ReasonAnonymous, experiments.ReasonNoRequest, experiments.ReasonOutsideWindow:
+	case experiments.ReasonAnonymous, experiments.ReasonNoRequest, experiments.ReasonOutsideWindow,
+		experiments.ReasonNoBucketingID, experiments.ReasonOtherExperiment:
 		reason = openfeature.DefaultReason
 	case experiments.ReasonError, experiments.ReasonBadWindow:
 		msg := string(d.Reason)

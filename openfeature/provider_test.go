@@ -30,6 +30,7 @@ var (
 	windowed  = experiments.NewFlag("ofp_test", "windowed", experiments.WithExperimentID(7))
 	badWindow = experiments.NewFlag("ofp_test", "bad_window", experiments.WithExperimentID(8))
 	notGiven  = experiments.NewFlag("ofp_test", "not_given") // not registered with the provider
+	byCompany = experiments.NewFlag("ofp_test", "by_company", experiments.WithBucketingAttribute("company"))
 )
 
 const course = "course-v1:edX+DemoX+2026"
@@ -83,7 +84,7 @@ func newFixture(t *testing.T, cfg experiments.Config) *fixture {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	fx.x = experiments.New(cfg)
-	fx.provider = ofprovider.NewProvider(fx.x, threeWay, neverOn, windowed, badWindow)
+	fx.provider = ofprovider.NewProvider(fx.x, threeWay, neverOn, windowed, badWindow, byCompany)
 	domain := t.Name()
 	must(t, openfeature.SetNamedProviderAndWait(domain, fx.provider))
 	fx.client = openfeature.NewClient(domain)
@@ -289,6 +290,15 @@ func TestMapsEveryReason(t *testing.T) {
 			name: "ok, outside the enrollment window is DEFAULT with control", flag: windowed, courseKey: course,
 			user:       func(t *testing.T) string { return "42" },
 			wantReason: openfeature.DefaultReason, ours: experiments.ReasonOutsideWindow, want: 0,
+		},
+		{
+			name: "ok, no bucketing attribute is DEFAULT with control", flag: byCompany, courseKey: course,
+			user: func(t *testing.T) string { return "42" },
+			setup: func(t *testing.T, fx *fixture, ctx context.Context, _ string) context.Context {
+				must(t, fx.store.SetFlag(ctx, byCompany.Name(), experiments.On()))
+				return ctx
+			},
+			wantReason: openfeature.DefaultReason, ours: experiments.ReasonNoBucketingID, want: 0,
 		},
 		{
 			name: "nok, a bound that does not parse is ERROR GENERAL with the default", flag: badWindow, courseKey: course,
