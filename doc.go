@@ -20,6 +20,11 @@
 // Tracker. Bucket never fails: whatever goes wrong gives control, with
 // the cause in Decision.Err.
 //
+// A flag may hash another key than the user ID (WithBucketingAttribute),
+// bucket anonymous visitors by a cookie's ID (WithAnonymous with
+// Config.AnonymousCookie), and share a Layer with other flags so that no
+// user is in two of its experiments (InLayer).
+//
 // Tests pin buckets with ExperimentFlag.Override (process-wide) or
 // ExperimentFlag.WithOverride (one context, safe under t.Parallel).
 //
