@@ -25,7 +25,10 @@ type ExperimentFlag struct {
 	experimentID    int
 	hasExperimentID bool
 	courseAware     bool
-	sticky          bool // WithStickyBuckets (assignments.go)
+	sticky          bool         // WithStickyBuckets (assignments.go)
+	weights         []float64    // WithWeights (weights.go); nil without
+	hasWeights      bool         // WithWeights was given, even empty
+	slots           *slotWeights // weights compiled; nil: bucket = hash mod buckets
 
 	overrideMu sync.Mutex
 	overrides  atomic.Pointer[[]processOverride] // top of stack last; nil when none
@@ -60,8 +63,8 @@ func WithCourseAwareBucketing(on bool) FlagOption {
 // are 1 to 100 ASCII letters, digits, '_' or '-'. NewFlag panics on an
 // invalid name, buckets outside 2 to 1024, an experiment ID outside 0
 // to MaxExperimentID, or a name already declared (in DefaultFlagSet, see
-// FlagSet): flags are package-level values, so the mistake shows at
-// start-up.
+// FlagSet), or weights WithWeights documents as refused: flags are
+// package-level values, so the mistake shows at start-up.
 func NewFlag(namespace, name string, opts ...FlagOption) *ExperimentFlag {
 	return DefaultFlagSet.declare(newFlag(namespace, name, opts), caller(2))
 }
@@ -81,6 +84,12 @@ func newFlag(namespace, name string, opts []FlagOption) *ExperimentFlag {
 		panic(fmt.Sprintf("experiments.NewFlag %s: WithBuckets(%d): want 2 to %d", f.full, f.buckets, maxBucketFlag))
 	case f.hasExperimentID && (f.experimentID < 0 || f.experimentID > MaxExperimentID):
 		panic(fmt.Sprintf("experiments.NewFlag %s: WithExperimentID(%d): want 0 to %d", f.full, f.experimentID, MaxExperimentID))
+	}
+	if f.hasWeights {
+		if err := ValidateWeights(f.weights, f.buckets); err != nil {
+			panic(fmt.Sprintf("experiments.NewFlag %s: WithWeights(%s): %v", f.full, FormatWeights(f.weights), err))
+		}
+		f.slots = newSlotWeights(f.weights)
 	}
 	return f
 }
@@ -287,26 +296,37 @@ func (f *ExperimentFlag) evaluate(ctx context.Context, st *reqState, courseKey s
 			return Decision{Bucket: i, Reason: ReasonForced}
 		}
 	}
+	w, werr := f.slotWeightsIn(snap.weights[f.full]) // weights.go; werr: stored weights that do not fit, bucket kept
 	if f.sticky && x.assignments != nil {
-		return f.stickyBucket(ctx, st, courseKey, kept) // assignments.go
+		d := f.stickyBucket(ctx, st, courseKey, kept, w) // assignments.go
+		d.Err = joinErr(werr, d.Err)
+		return d
 	}
-	b, err := f.hashBucket(st, courseKey)
+	b, err := f.hashBucket(st, courseKey, w)
 	if err != nil {
 		return Decision{Reason: ReasonError, Err: err}
 	}
-	return Decision{Bucket: b, Reason: ReasonHashed}
+	return Decision{Bucket: b, Reason: ReasonHashed, Err: werr}
 }
 
 // hashBucket returns the bucket the hash gives the user: of the flag's
-// group and, for a course-aware flag, the course.
-func (f *ExperimentFlag) hashBucket(st *reqState, courseKey string) (int, error) {
+// group and, for a course-aware flag, the course; with weights w, the
+// bucket whose range holds the user's slot (weights.go).
+func (f *ExperimentFlag) hashBucket(st *reqState, courseKey string, w *slotWeights) (int, error) {
 	hashCourse := ""
 	if f.courseAware {
 		hashCourse = courseKey
 	}
-	b, err := st.x.hash(f.full, hashCourse, &st.user, f.buckets)
+	n := f.buckets
+	if w != nil {
+		n = WeightSlots
+	}
+	b, err := st.x.hash(f.full, hashCourse, &st.user, n)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", f.full, err)
+	}
+	if w != nil {
+		b = w.bucket(b)
 	}
 	return b, nil
 }
