@@ -8,10 +8,21 @@ import (
 )
 
 // The hot path's allocation budget: one allocation for the request state,
-// none for a decision, none for a cached decision.
+// none for a decision, weighted or not (the store's weights included),
+// none for a cached decision.
 func TestHotPathAllocations(t *testing.T) {
 	x, users := benchRuntime(t, experiments.Config{})
 	bg := context.Background()
+	stored := experiments.NewMemStore()
+	for _, err := range []error{
+		stored.SetFlag(bg, benchWeighted.Name(), experiments.On()),
+		stored.SetExperimentMeta(bg, benchWeighted.Name(), experiments.ExperimentMeta{Weights: []float64{50, 25}}),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	xStored := experiments.New(experiments.Config{Store: stored})
 	cases := []struct {
 		name string
 		max  float64
@@ -20,11 +31,19 @@ func TestHotPathAllocations(t *testing.T) {
 		{"first decision in a request, state included", 1, func() {
 			benchFlag.Bucket(x.NewContext(bg, users[0]), benchCourse)
 		}},
+		{"first weighted decision in a request, state included", 1, func() {
+			benchWeighted.Bucket(x.NewContext(bg, users[0]), benchCourse)
+		}},
+		{"first decision with the store's weights, state included", 1, func() {
+			if d := benchWeighted.Decide(xStored.NewContext(bg, users[0]), benchCourse); d.Err != nil {
+				t.Fatal(d.Err)
+			}
+		}},
 		{"cached decision", 0, func() {}},
 	}
 	ctx := x.NewContext(bg, users[1])
 	benchFlag.Bucket(ctx, benchCourse)
-	cases[1].run = func() { benchFlag.Bucket(ctx, benchCourse) }
+	cases[len(cases)-1].run = func() { benchFlag.Bucket(ctx, benchCourse) }
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if got := testing.AllocsPerRun(200, c.run); got > c.max {

@@ -165,7 +165,7 @@ func (f *ExperimentFlag) recall(ctx context.Context, st *reqState, experiment st
 // stickyBucket decides the bucket of a sticky flag where the hash would:
 // the bucket kept (read because only Percent left the user out), else the
 // bucket remembered, else the hash's, saved. st.mu is held.
-func (f *ExperimentFlag) stickyBucket(ctx context.Context, st *reqState, courseKey string, kept recall) Decision {
+func (f *ExperimentFlag) stickyBucket(ctx context.Context, st *reqState, courseKey string, kept recall, w *slotWeights) Decision {
 	if kept.found {
 		return Decision{Bucket: kept.bucket, Reason: ReasonSticky}
 	}
@@ -174,7 +174,7 @@ func (f *ExperimentFlag) stickyBucket(ctx context.Context, st *reqState, courseK
 	if r.found {
 		return Decision{Bucket: r.bucket, Reason: ReasonSticky}
 	}
-	b, err := f.hashBucket(st, courseKey)
+	b, err := f.hashBucket(st, courseKey, w)
 	if err != nil {
 		return Decision{Reason: ReasonError, Err: err}
 	}

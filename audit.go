@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -98,10 +99,11 @@ func (q HistoryQuery) ownFlag(name string, buckets bool) bool {
 }
 
 // ExperimentMeta is what a store keeps about an experiment besides its
-// flags, for people: notes, whether it is archived, and the winner forced
-// on everyone. It does not change decisions (a winner is forced through
-// the flags; the meta keeps how to undo it). Set it with
-// SetExperimentMeta; the zero value removes it.
+// flags: notes, whether it is archived, the winner forced on everyone,
+// and the weights that replace the flag's WithWeights. Only Weights
+// change decisions (a winner is forced through the flags; the meta keeps
+// how to undo it). Set it with SetExperimentMeta; the zero value removes
+// it.
 type ExperimentMeta struct {
 	// Notes are free text: the hypothesis, links, decisions.
 	Notes string `json:"notes,omitempty"`
@@ -109,6 +111,12 @@ type ExperimentMeta struct {
 	Archived bool `json:"archived,omitempty"`
 	// Winner, when set, is the bucket forced on everyone.
 	Winner *Winner `json:"winner,omitempty"`
+	// Weights, when set, replace the flag's WithWeights (or its equal
+	// shares) at run time: one weight per bucket, control first, as
+	// WithWeights takes them, and bucketed by WeightSlots slots the same
+	// way. The store does not know the flag's number of buckets: weights
+	// of another count are not used (see ExperimentFlag.WeightsIn).
+	Weights []float64 `json:"weights,omitempty"`
 }
 
 // Winner is a bucket forced on everyone, and the rules it replaced.
@@ -125,13 +133,16 @@ type Winner struct {
 const MaxNotesLen = 10000
 
 // IsZero reports whether m holds nothing.
-func (m ExperimentMeta) IsZero() bool { return m.Notes == "" && !m.Archived && m.Winner == nil }
+func (m ExperimentMeta) IsZero() bool {
+	return m.Notes == "" && !m.Archived && m.Winner == nil && m.Weights == nil
+}
 
 // Validate checks m as the meta of flag, as stores accept it: notes of at
 // most MaxNotesLen bytes of UTF-8 without control characters other than
 // tab and newline; a winner bucket from 0 to 1023 whose previous rules
-// are valid rules of flag or its bucket flags. The error wraps
-// ErrInvalid.
+// are valid rules of flag or its bucket flags; weights that
+// ValidateWeights accepts for some number of buckets (2 to 1024). The
+// error wraps ErrInvalid.
 func (m ExperimentMeta) Validate(flag string) error {
 	if err := ValidateFlagName(flag); err != nil {
 		return err
@@ -145,6 +156,11 @@ func (m ExperimentMeta) Validate(flag string) error {
 	for _, r := range m.Notes {
 		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f || 0x80 <= r && r < 0xa0 {
 			return fmt.Errorf("%w: experiment %s: notes hold control character %U", ErrInvalid, flag, r)
+		}
+	}
+	if m.Weights != nil {
+		if err := ValidateWeights(m.Weights, 0); err != nil {
+			return fmt.Errorf("experiment %s: %w", flag, err)
 		}
 	}
 	if m.Winner == nil {
@@ -165,6 +181,7 @@ func (m ExperimentMeta) Validate(flag string) error {
 }
 
 func (m ExperimentMeta) clone() ExperimentMeta {
+	m.Weights = slices.Clone(m.Weights)
 	if m.Winner != nil {
 		w := Winner{Bucket: m.Winner.Bucket, Previous: make(map[string]Rule, len(m.Winner.Previous))}
 		for name, r := range m.Winner.Previous {

@@ -16,13 +16,19 @@ const benchCourse = "course-v1:edX+DemoX+2026"
 
 var benchFlag = experiments.NewFlag("bench", "upgrade")
 
+// benchWeighted is benchFlag with unequal weights: the slot scheme.
+var benchWeighted = experiments.NewFlag("bench", "weighted", experiments.WithWeights(90, 10))
+
 // benchRuntime returns an Experiments for cfg on a warm MemStore with
-// benchFlag on for everyone, and users with distinct IDs.
+// benchFlag and benchWeighted on for everyone, and users with distinct
+// IDs.
 func benchRuntime(tb testing.TB, cfg experiments.Config) (*experiments.Experiments, []experiments.User) {
 	tb.Helper()
 	store := experiments.NewMemStore()
-	if err := store.SetFlag(context.Background(), benchFlag.Name(), experiments.On()); err != nil {
-		tb.Fatal(err)
+	for _, f := range []*experiments.ExperimentFlag{benchFlag, benchWeighted} {
+		if err := store.SetFlag(context.Background(), f.Name(), experiments.On()); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	users := make([]experiments.User, 1024)
 	for i := range users {
@@ -42,6 +48,21 @@ func BenchmarkBucketFirst(b *testing.B) {
 	for b.Loop() {
 		ctx := x.NewContext(bg, users[i%len(users)])
 		benchFlag.Bucket(ctx, benchCourse)
+		i++
+	}
+}
+
+// BenchmarkBucketFirstWeighted is BenchmarkBucketFirst for a flag
+// WithWeights(90, 10): the hash into WeightSlots slots and the search of
+// the slot's range replace the modulo.
+func BenchmarkBucketFirstWeighted(b *testing.B) {
+	x, users := benchRuntime(b, experiments.Config{})
+	bg := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		ctx := x.NewContext(bg, users[i%len(users)])
+		benchWeighted.Bucket(ctx, benchCourse)
 		i++
 	}
 }

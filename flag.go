@@ -25,10 +25,13 @@ type ExperimentFlag struct {
 	experimentID    int
 	hasExperimentID bool
 	courseAware     bool
-	sticky          bool   // WithStickyBuckets (assignments.go)
-	anonymous       bool   // WithAnonymous (bucketing.go)
-	bucketingAttr   string // WithBucketingAttribute (bucketing.go); "" hashes the user ID
-	badAttr         bool   // WithBucketingAttribute("")
+	sticky          bool         // WithStickyBuckets (assignments.go)
+	weights         []float64    // WithWeights (weights.go); nil without
+	hasWeights      bool         // WithWeights was given, even empty
+	slots           *slotWeights // weights compiled; nil: bucket = hash mod buckets
+	anonymous       bool         // WithAnonymous (bucketing.go)
+	bucketingAttr   string       // WithBucketingAttribute (bucketing.go); "" hashes the user ID
+	badAttr         bool         // WithBucketingAttribute("")
 
 	layer                *Layer  // InLayer (layer.go)
 	layerFrom, layerTo   float64 // InLayer's range, in percent
@@ -67,8 +70,8 @@ func WithCourseAwareBucketing(on bool) FlagOption {
 // are 1 to 100 ASCII letters, digits, '_' or '-'. NewFlag panics on an
 // invalid name, buckets outside 2 to 1024, an experiment ID outside 0
 // to MaxExperimentID, or a name already declared (in DefaultFlagSet, see
-// FlagSet): flags are package-level values, so the mistake shows at
-// start-up.
+// FlagSet), or weights WithWeights documents as refused: flags are
+// package-level values, so the mistake shows at start-up.
 func NewFlag(namespace, name string, opts ...FlagOption) *ExperimentFlag {
 	return DefaultFlagSet.declare(newFlag(namespace, name, opts), caller(2))
 }
@@ -90,6 +93,12 @@ func newFlag(namespace, name string, opts []FlagOption) *ExperimentFlag {
 		panic(fmt.Sprintf("experiments.NewFlag %s: WithExperimentID(%d): want 0 to %d", f.full, f.experimentID, MaxExperimentID))
 	case f.badAttr:
 		panic(fmt.Sprintf("experiments.NewFlag %s: WithBucketingAttribute(\"\"): want an attribute name", f.full))
+	}
+	if f.hasWeights {
+		if err := ValidateWeights(f.weights, f.buckets); err != nil {
+			panic(fmt.Sprintf("experiments.NewFlag %s: WithWeights(%s): %v", f.full, FormatWeights(f.weights), err))
+		}
+		f.slots = newSlotWeights(f.weights)
 	}
 	return f
 }
@@ -315,27 +324,38 @@ func (f *ExperimentFlag) evaluate(ctx context.Context, st *reqState, courseKey s
 			return Decision{Reason: ReasonOtherExperiment}
 		}
 	}
+	w, werr := f.slotWeightsIn(snap.weights[f.full]) // weights.go; werr: stored weights that do not fit, bucket kept
 	if f.sticky && x.assignments != nil && st.user.ID != "" {
-		return f.stickyBucket(ctx, st, courseKey, kept) // assignments.go
+		d := f.stickyBucket(ctx, st, courseKey, kept, w) // assignments.go
+		d.Err = joinErr(werr, d.Err)
+		return d
 	}
-	b, err := f.hashBucket(st, courseKey)
+	b, err := f.hashBucket(st, courseKey, w)
 	if err != nil {
 		return Decision{Reason: ReasonError, Err: err}
 	}
-	return Decision{Bucket: b, Reason: ReasonHashed}
+	return Decision{Bucket: b, Reason: ReasonHashed, Err: werr}
 }
 
 // hashBucket returns the bucket the hash gives the user: of the flag's
-// group and, for a course-aware flag, the course.
-func (f *ExperimentFlag) hashBucket(st *reqState, courseKey string) (int, error) {
+// group and, for a course-aware flag, the course; with weights w, the
+// bucket whose range holds the user's slot (weights.go).
+func (f *ExperimentFlag) hashBucket(st *reqState, courseKey string, w *slotWeights) (int, error) {
 	hashCourse := ""
 	if f.courseAware {
 		hashCourse = courseKey
 	}
+	n := f.buckets
+	if w != nil {
+		n = WeightSlots
+	}
 	var buf User
-	b, err := st.x.hash(f.full, hashCourse, f.hashUser(st, &buf), f.buckets)
+	b, err := st.x.hash(f.full, hashCourse, f.hashUser(st, &buf), n)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", f.full, err)
+	}
+	if w != nil {
+		b = w.bucket(b)
 	}
 	return b, nil
 }

@@ -45,7 +45,7 @@ type SnapshotData struct {
 	OrgOverrides     map[string]map[string]State // flag name → org → state
 	ExperimentValues map[int]map[string]string   // experiment ID → key → value
 	Goals            map[string]Goal             // goal name → goal
-	Meta             map[string]ExperimentMeta   // main flag name → notes, archived, winner
+	Meta             map[string]ExperimentMeta   // main flag name → notes, archived, winner, weights
 }
 
 // Snapshot is an immutable, compiled view of a store's configuration.
@@ -54,6 +54,7 @@ type Snapshot struct {
 	data    SnapshotData
 	flags   map[string]*compiledFlag
 	windows map[int]*window
+	weights map[string]*slotWeights // main flag → ExperimentMeta.Weights compiled (weights.go)
 }
 
 // maxBucketFlag bounds the index of a bucket flag "name.i" that a snapshot
@@ -100,6 +101,16 @@ func NewSnapshot(d SnapshotData) *Snapshot {
 			p.buckets = append(p.buckets, make([]*compiledFlag, i+1-len(p.buckets))...)
 		}
 		p.buckets[i] = c
+	}
+	for name, m := range d.Meta {
+		// Stores validate meta on write; weights that are still wrong
+		// (a custom store) are left out rather than bucketing anyone.
+		if m.Weights != nil && ValidateWeights(m.Weights, 0) == nil {
+			if s.weights == nil {
+				s.weights = make(map[string]*slotWeights)
+			}
+			s.weights[name] = newSlotWeights(m.Weights)
+		}
 	}
 	for id, values := range d.ExperimentValues {
 		if w := newWindow(id, values); w != nil {

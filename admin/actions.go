@@ -31,6 +31,7 @@ var doneMessages = map[string]string{
 	"resume":          "resumed",
 	"delete":          "experiment deleted",
 	"notes":           "notes saved",
+	"weights":         "weights saved",
 }
 
 // Actions, each POST {prefix}/api/experiments/{flag}/{action} with a
@@ -48,6 +49,7 @@ var actions = map[string]func(*Admin, *request) error{
 	"resume":          (*Admin).resume,
 	"delete":          (*Admin).delete,
 	"notes":           (*Admin).setNotes,
+	"weights":         (*Admin).setWeights,
 }
 
 // request is one action under way.
@@ -530,5 +532,47 @@ func (a *Admin) setNotes(req *request) error {
 	if err := meta.Validate(req.x.Flag); err != nil {
 		return err
 	}
+	return a.store.SetExperimentMeta(req.ctx, req.x.Flag, meta)
+}
+
+// weightsBody is the body of weights: one weight per bucket, control
+// first; null or [] removes the store's weights (the flag's own apply
+// again). From a page, the field is text such as "90/10", "" to remove.
+type weightsBody struct {
+	Weights []float64 `json:"weights"`
+}
+
+// setWeights stores the weights that replace the flag's WithWeights, in
+// the experiment's meta (audited like every meta write). The flag must be
+// registered, so that its number of buckets is known.
+func (a *Admin) setWeights(req *request) error {
+	var b weightsBody
+	err := req.decode(&b, map[string]func(string) error{"weights": func(s string) error {
+		if s == "" {
+			return nil
+		}
+		w, err := experiments.ParseWeights(s)
+		b.Weights = w
+		return err
+	}})
+	if err != nil {
+		return err
+	}
+	if !req.x.Registered {
+		return refuse(http.StatusConflict, "experiment %s is not in Config.Flags: list its flag there, so that its number of buckets is known, to set its weights", req.x.Flag)
+	}
+	if err := req.live(true); err != nil {
+		return err
+	}
+	if len(b.Weights) == 0 {
+		b.Weights = nil
+	} else if err := experiments.ValidateWeights(b.Weights, req.x.Buckets); err != nil {
+		return fmt.Errorf("experiment %s: %w", req.x.Flag, err)
+	}
+	if slices.Equal(b.Weights, req.meta.Weights) {
+		return nil
+	}
+	meta := req.meta
+	meta.Weights = b.Weights
 	return a.store.SetExperimentMeta(req.ctx, req.x.Flag, meta)
 }

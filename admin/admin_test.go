@@ -249,6 +249,7 @@ var routes = []struct{ method, path, body string }{
 	{"POST", "/admin/api/experiments/course_experience.upgrade_button/resume", ""},
 	{"POST", "/admin/api/experiments/course_experience.upgrade_button/delete", `{"confirm": "course_experience.upgrade_button"}`},
 	{"POST", "/admin/api/experiments/course_experience.upgrade_button/notes", `{"notes": "x"}`},
+	{"POST", "/admin/api/experiments/course_experience.upgrade_button/weights", `{"weights": [90, 10]}`},
 }
 
 // Anonymous users, users without permission and viewers trying to

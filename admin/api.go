@@ -150,7 +150,8 @@ func (a *Admin) resultsOf(ctx context.Context, st *state, x Detail, v view) Resu
 		return res
 	}
 	for _, name := range goals {
-		q := results.Query{Experiment: res.experiment(x.Flag), Goal: st.snap.Goals[name], Buckets: x.Buckets}
+		q := results.Query{Experiment: res.experiment(x.Flag), Goal: st.snap.Goals[name], Buckets: x.Buckets,
+			Weights: resultWeights(x.Experiment)} // the sample-ratio check expects the weights' split
 		rep, err := results.Build(ctx, a.results, q)
 		switch {
 		case errors.Is(err, results.ErrNoExposures):

@@ -29,6 +29,11 @@ type Experiment struct {
 	Registered bool `json:"registered"`
 	// Buckets is the number of buckets, control included.
 	Buckets int `json:"buckets"`
+	// Weights are the shares decisions give the buckets (see
+	// experiments.ExperimentFlag.WeightsIn): the store's weights when
+	// set and fitting, else the flag's WithWeights; nil for equal shares
+	// by the modulo.
+	Weights []float64 `json:"weights"`
 	// ExperimentID is the flag's experiment ID (WithExperimentID), which
 	// keys its enrollment window; nil when it has none or is not
 	// registered.
@@ -61,6 +66,14 @@ type Detail struct {
 	// and of its bucket flags.
 	CourseOverrides []Override `json:"course_overrides"`
 	OrgOverrides    []Override `json:"org_overrides"`
+	// FlagWeights are the flag's WithWeights, nil without (or when the
+	// flag is not registered); StoredWeights are the store's
+	// (ExperimentMeta.Weights), which replace them, nil when unset.
+	FlagWeights   []float64 `json:"flag_weights"`
+	StoredWeights []float64 `json:"stored_weights"`
+	// WeightsError says why StoredWeights are not used (another count
+	// than the flag's buckets); "" when they are, or are unset.
+	WeightsError string `json:"weights_error,omitempty"`
 	// Window is the enrollment window; nil without an experiment ID.
 	Window *Window `json:"window"`
 	// Courses are the courses (and "" for none) with participants.
@@ -100,8 +113,9 @@ type CourseParticipants struct {
 // state is what one request reads: the configuration and the
 // participation, read once.
 type state struct {
-	snap  experiments.SnapshotData
-	parts []results.Participation // nil without a Counter
+	snap     experiments.SnapshotData
+	snapshot *experiments.Snapshot   // the one snap comes from, for WeightsIn
+	parts    []results.Participation // nil without a Counter
 }
 
 // load reads the store's configuration and the participants.
@@ -113,7 +127,7 @@ func (a *Admin) load(ctx context.Context) (*state, error) {
 	if snap == nil {
 		return nil, fmt.Errorf("reading the store: no snapshot")
 	}
-	st := &state{snap: snap.Data()}
+	st := &state{snap: snap.Data(), snapshot: snap}
 	if c, ok := a.results.(results.Counter); ok {
 		if st.parts, err = c.Participants(ctx); err != nil {
 			// Configuration stays usable without results.
@@ -209,10 +223,31 @@ func (a *Admin) experiment(st *state, flag string) Experiment {
 		}
 	}
 	x.Buckets = buckets
+	x.Weights, _ = a.weights(st, flag)
 	if len(x.Participants) < buckets {
 		x.Participants = append(x.Participants, make([]int64, buckets-len(x.Participants))...)
 	}
 	return x
+}
+
+// weights returns the weights decisions use for experiment flag, and why
+// the store's are not used: as WeightsIn says for a registered flag; for
+// another, the store's.
+func (a *Admin) weights(st *state, flag string) ([]float64, error) {
+	if f := a.flags[flag]; f != nil {
+		return f.WeightsIn(st.snapshot)
+	}
+	return slices.Clone(st.snap.Meta[flag].Weights), nil
+}
+
+// resultWeights returns the expected split of x for results.Query: the
+// slots its weights give each bucket, nil for equal shares (or weights
+// that do not fit its buckets).
+func resultWeights(x Experiment) []float64 {
+	if len(x.Weights) != x.Buckets {
+		return nil
+	}
+	return experiments.SlotSplit(x.Weights)
 }
 
 // ruleStatus is the status a main flag's rule gives.
@@ -231,6 +266,11 @@ func (a *Admin) detail(st *state, flag string) Detail {
 	d := Detail{Experiment: a.experiment(st, flag), CourseAware: true}
 	if f := a.flags[flag]; f != nil {
 		d.CourseAware = f.CourseAware()
+		d.FlagWeights = f.Weights()
+	}
+	d.StoredWeights = slices.Clone(st.snap.Meta[flag].Weights)
+	if _, err := a.weights(st, flag); err != nil {
+		d.WeightsError = err.Error()
 	}
 	own := func(name string) bool {
 		main, _, ok := experiments.SplitBucketFlag(name)

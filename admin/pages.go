@@ -26,6 +26,7 @@ var staticFS, _ = fs.Sub(staticRoot, "static")
 
 var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"ruleText": ruleText,
+	"weights":  experiments.FormatWeights,
 	"percent":  func(v float64) string { return strconv.FormatFloat(100*v, 'f', 1, 64) + "%" },
 	"signedPercent": func(v float64) string {
 		return fmt.Sprintf("%+.1f%%", 100*v)
@@ -182,7 +183,7 @@ func (a *Admin) experimentPage(w http.ResponseWriter, r *http.Request, actor str
 	if data.Participants == nil && a.results != nil && len(x.Courses) > 0 {
 		// No goal to report on: the participants alone.
 		q := results.Query{Experiment: data.Results.experiment(flag),
-			Goal: experiments.Goal{Name: "participants"}, Buckets: x.Buckets}
+			Goal: experiments.Goal{Name: "participants"}, Buckets: x.Buckets, Weights: resultWeights(x.Experiment)}
 		if rep, err := results.Build(r.Context(), a.results, q); err == nil {
 			data.Participants = participantsChart(rep.Series)
 		}

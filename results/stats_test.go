@@ -518,6 +518,18 @@ func TestSampleRatioMismatchAgainstR(t *testing.T) {
 			1.9980019980019981, 1, 0.15750670890194149, []float64{1001000, 1001000}, false},
 		{"nok, a million against 1.01 million", []int64{1000000, 1010000}, nil,
 			49.75124378109453, 1, 1.7452751468538426e-12, []float64{1005000, 1005000}, true},
+		// By hand, a weighted flag's 90/10 (experiments.SlotSplit: 9000 and
+		// 1000 of 10,000 slots): expected 9000 and 1000 of 10,000;
+		// chi-square 100²/9000 + 100²/1000 = 100/9 = 11.111…; on one df the
+		// survival is erfc(√(χ²/2)) = erfc(10/(3√2)) = 0.00085812066639367
+		// (R: chisq.test(c(9100, 900), p = c(0.9, 0.1))): below 0.001, a
+		// mismatch. The same counts against an even split would be far off.
+		{"nok, 9100/900 is a mismatch for 90/10", []int64{9100, 900}, []float64{9000, 1000},
+			11.111111111111111, 1, 0.0008581206663936747, []float64{9000, 1000}, true},
+		// By hand: expected 900 and 100; 5²/900 + 5²/100 = 0.2777…;
+		// erfc(√0.13888…) = 0.59816145268352820.
+		{"ok, 905/95 fits 90/10", []int64{905, 95}, []float64{90, 10},
+			0.27777777777777778, 1, 0.5981614526835282, []float64{900, 100}, false},
 		// R: chisq.test(c(50310, 24870), p = c(2, 1), rescale.p = TRUE), the
 		// zero-weight bucket left out.
 		{"ok, an empty zero-weight bucket takes no part", []int64{50310, 0, 24870}, []float64{2, 0, 1},

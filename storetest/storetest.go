@@ -100,6 +100,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"goals", testGoals},
 		{"recording", testRecording},
 		{"meta and history", testMetaAndHistory},
+		{"weights", testWeights},         // weights.go
 		{"assignments", testAssignments}, // assignments.go: when the store is an experiments.Assignments
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, newStore) })

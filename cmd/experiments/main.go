@@ -3,7 +3,7 @@
 // results) for the store's goals.
 //
 //	experiments [list] [-dsn DSN] [-schema S] [-json]
-//	experiments report [-dsn DSN] [-schema S] [-flag F] [-course C] [-goal G] [-buckets N] [-json]
+//	experiments report [-dsn DSN] [-schema S] [-flag F] [-course C] [-goal G] [-buckets N] [-weights W] [-json]
 //	experiments migrate [-dsn DSN] [-schema S] [-print] [-json]
 //
 // The database is -dsn, or $EXPERIMENTS_DSN; -dsn, -schema and -json

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -318,6 +320,47 @@ func TestCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("report -weights sets the split the check expects", func(t *testing.T) {
+		total := float64(sd.course[0] + sd.course[1])
+		for _, tc := range []struct {
+			weights string
+			slots   []float64
+		}{{"", []float64{1, 1}}, {"50/50", []float64{5000, 5000}}, {"90/10", []float64{9000, 1000}}, {"1,3", []float64{2500, 7500}}} {
+			more := []string{"-flag", checkoutFlag, "-course", course, "-goal", "enrolled", "-json"}
+			if tc.weights != "" {
+				more = append(more, "-weights", tc.weights)
+			}
+			var reports []results.Report
+			decodeStrict(t, runOK(t, args("report", more...)...), &reports)
+			if len(reports) != 1 {
+				t.Fatalf("-weights %q: %d reports", tc.weights, len(reports))
+			}
+			srm := reports[0].SRM
+			share := tc.slots[0] / (tc.slots[0] + tc.slots[1])
+			if !reflect.DeepEqual(srm.Weights, tc.slots) || math.Abs(srm.Expected[0]-total*share) > 1e-9 {
+				t.Errorf("-weights %q: SRM weights %v, expected %v; want %v and %v in control", tc.weights, srm.Weights, srm.Expected, tc.slots, total*share)
+			}
+		}
+	})
+
+	t.Run("report uses the flag's stored weights without -weights", func(t *testing.T) {
+		s := openTestStore(t, sd.schema)
+		ctx := context.Background()
+		if err := s.SetExperimentMeta(ctx, checkoutFlag, experiments.ExperimentMeta{Weights: []float64{70, 30}}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.SetExperimentMeta(ctx, checkoutFlag, experiments.ExperimentMeta{}) })
+		var reports []results.Report
+		decodeStrict(t, runOK(t, args("report", "-flag", checkoutFlag, "-course", course, "-goal", "enrolled", "-json")...), &reports)
+		if len(reports) != 1 || !reflect.DeepEqual(reports[0].SRM.Weights, []float64{7000, 3000}) {
+			t.Errorf("reports %+v, want the SRM against 7000/3000", reports)
+		}
+		decodeStrict(t, runOK(t, args("report", "-flag", checkoutFlag, "-course", course, "-goal", "enrolled", "-weights", "1/1", "-json")...), &reports)
+		if len(reports) != 1 || !reflect.DeepEqual(reports[0].SRM.Weights, []float64{5000, 5000}) {
+			t.Errorf("reports %+v, want -weights to beat the stored ones", reports)
+		}
+	})
+
 	t.Run("the DSN comes from EXPERIMENTS_DSN without -dsn", func(t *testing.T) {
 		t.Setenv(dsnEnv, sd.dsn)
 		if got, want := runOK(t, "list", "-schema", sd.schema), runOK(t, args("list")...); got != want {
@@ -340,6 +383,10 @@ func TestCommands(t *testing.T) {
 		{"nok, -buckets not a number", args("report", "-buckets", "two"), "", exitUsage, `invalid value "two" for flag -buckets`},
 		{"nok, -buckets too large", args("report", "-buckets", "1025"), "", exitUsage, `invalid value "1025" for flag -buckets`},
 		{"nok, -buckets below a bucket with participants", args("report", "-flag", checkoutFlag, "-buckets", "1"), "", exitUsage, "-buckets 1: results: exposure bucket out of range"},
+		{"nok, -weights not a number", args("report", "-weights", "90/ten"), "", exitUsage, `invalid value "90/ten" for flag -weights: weights "90/ten": weight 1 "ten": not a number`},
+		{"nok, a single weight", args("report", "-weights", "1"), "", exitUsage, `invalid value "1" for flag -weights: weights 1: 1 weights: want 2 to 1024`},
+		{"nok, a negative weight", args("report", "-weights", "1/-1"), "", exitUsage, `invalid value "1/-1" for flag -weights: weight 1 is -1`},
+		{"nok, -weights of another count than -buckets", args("report", "-weights", "90/10", "-buckets", "3"), "", exitUsage, "-weights 90/10: 2 weights for -buckets 3"},
 		{"nok, unknown goal", args("report", "-goal", "signup"), "", exitUsage, `experiments: unknown goal "signup"; goals: enrolled, purchase` + "\n"},
 		{"nok, empty -goal", args("report", "-goal", ""), "", exitUsage, "-goal is empty"},
 		{"nok, configured flag without exposures", args("report", "-flag", "shop.banner"), "", exitUsage, `experiments: flag "shop.banner" has no exposures; flags with exposures: shop.checkout` + "\n"},

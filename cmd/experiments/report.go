@@ -17,7 +17,7 @@ import (
 )
 
 const reportUsage = `Usage:
-  experiments report [-dsn DSN] [-schema S] [-flag F] [-course C] [-goal G] [-buckets N] [-json]
+  experiments report [-dsn DSN] [-schema S] [-flag F] [-course C] [-goal G] [-buckets N] [-weights W] [-json]
 
 Prints the results of every experiment with exposures that the filters
 match (a flag, in a course or in none), for every goal: participants,
@@ -35,10 +35,19 @@ Filters (each optional; exact, case-sensitive matches):
               experiment without a course. Omitted: every course.
   -goal G     only goal G. Omitted: every goal of the store.
 
+The split check expects the shares of the weights: -weights W ("90/10",
+one per bucket, control first), else the weights stored for the flag
+(ExperimentMeta.Weights, as the dashboard sets them), else equal shares.
+A flag declared WithWeights in code with no stored weights needs
+-weights: the store does not know the code's. Weights are checked as
+WithWeights checks them, and set the number of buckets without
+-buckets.
+
 With no filter and no exposure yet, it prints "no experiment has
 exposures yet" (or [] with -json) and succeeds. A -flag or -course that
-matches no experiment, an unknown -goal, or a -buckets below a bucket
-that has participants, is bad input (exit status 2).
+matches no experiment, an unknown -goal, a -buckets below a bucket
+that has participants, or -weights that are refused or of another count
+than -buckets, is bad input (exit status 2).
 
 The database is -dsn, or $EXPERIMENTS_DSN; see 'experiments -h'.
 `
@@ -50,6 +59,7 @@ type reportOptions struct {
 	common
 	flag, course, goal string
 	buckets            bucketsValue
+	weights            weightsValue
 }
 
 func reportFlags(o *reportOptions) *flag.FlagSet {
@@ -60,7 +70,41 @@ func reportFlags(o *reportOptions) *flag.FlagSet {
 	fs.StringVar(&o.goal, "goal", "", "only `goal` (omitted: every goal)")
 	fs.Var(&o.buckets, "buckets", "`number` of buckets, control included, 1 to "+strconv.Itoa(maxBuckets)+
 		" (default the highest bucket with participants + 1)")
+	fs.Var(&o.weights, "weights", "the split `weights` expected, one per bucket, control first, as 90/10 "+
+		"(default the flag's stored weights, else equal shares)")
 	return fs
+}
+
+// weightsValue is -weights: nil when not given.
+type weightsValue []float64
+
+func (w *weightsValue) String() string { return experiments.FormatWeights(*w) }
+
+func (w *weightsValue) Set(s string) error {
+	v, err := experiments.ParseWeights(s)
+	if err == nil {
+		err = experiments.ValidateWeights(v, 0)
+	}
+	if err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), experiments.ErrInvalid.Error()+": "))
+	}
+	*w = v
+	return nil
+}
+
+// splitOf returns the expected split of experiment e's report for
+// results.Query.Weights: -weights, else the stored weights of its flag
+// when they fit -buckets, else nil (equal shares). Weights are given as
+// the slots they give each bucket, the split decisions make.
+func (o *reportOptions) splitOf(meta map[string]experiments.ExperimentMeta, e results.Experiment) []float64 {
+	w := []float64(o.weights)
+	if w == nil {
+		w = meta[e.Flag].Weights
+		if o.buckets > 0 && len(w) != int(o.buckets) {
+			w = nil
+		}
+	}
+	return experiments.SlotSplit(w)
 }
 
 // bucketsValue is -buckets: 0 when not given.
@@ -91,6 +135,10 @@ func report(ctx context.Context, g common, args []string, stdout, stderr io.Writ
 			return &usageError{err: fmt.Errorf("-%s is empty: give a %s's name or leave -%[1]s out", name, name),
 				hint: "Run 'experiments report -h' for usage."}
 		}
+	}
+
+	if o.weights != nil && o.buckets > 0 && len(o.weights) != int(o.buckets) {
+		return usagef("-weights %s: %d weights for -buckets %d", o.weights.String(), len(o.weights), o.buckets)
 	}
 
 	s, err := openStore(ctx, o.common, stderr)
@@ -130,7 +178,11 @@ func report(ctx context.Context, g common, args []string, stdout, stderr io.Writ
 	var failed []error
 	for _, e := range exps {
 		for _, g := range goals {
-			r, err := results.Build(ctx, s, results.Query{Experiment: e, Goal: g, Buckets: int(o.buckets)})
+			r, err := results.Build(ctx, s, results.Query{Experiment: e, Goal: g, Buckets: int(o.buckets),
+				Weights: o.splitOf(snap.Data().Meta, e)})
+			if o.weights != nil && errors.Is(err, results.ErrBucketOutOfRange) {
+				return usagef("-weights %s: %w", o.weights.String(), err)
+			}
 			if o.buckets > 0 && errors.Is(err, results.ErrBucketOutOfRange) {
 				return usagef("-buckets %d: %w", o.buckets, err)
 			}
