@@ -8,9 +8,16 @@ import (
 )
 
 // The hot path's allocation budget: one allocation for the request state,
-// none for a decision, none for a cached decision.
+// none for a decision (with an audience or not), none for a cached
+// decision.
 func TestHotPathAllocations(t *testing.T) {
 	x, users := benchRuntime(t, experiments.Config{})
+	ax, ausers := benchAudienceRuntime(t)
+	outside := ausers[0]
+	outside.Attributes = map[string]any{"country": "JP", "app_version": "2.4.0", "age": 30}
+	if d := benchAudienceFlag.Decide(ax.NewContext(context.Background(), outside), benchCourse); d.Reason != experiments.ReasonNotInAudience {
+		t.Fatalf("the user outside the audience: %+v", d)
+	}
 	bg := context.Background()
 	cases := []struct {
 		name string
@@ -21,6 +28,12 @@ func TestHotPathAllocations(t *testing.T) {
 			benchFlag.Bucket(x.NewContext(bg, users[0]), benchCourse)
 		}},
 		{"cached decision", 0, func() {}},
+		{"first decision with a three-condition audience, state included", 1, func() {
+			benchAudienceFlag.Bucket(ax.NewContext(bg, ausers[0]), benchCourse)
+		}},
+		{"first decision of a user outside the audience, state included", 1, func() {
+			benchAudienceFlag.Bucket(ax.NewContext(bg, outside), benchCourse)
+		}},
 	}
 	ctx := x.NewContext(bg, users[1])
 	benchFlag.Bucket(ctx, benchCourse)
