@@ -179,7 +179,7 @@ func validateConditions(cs []Condition) error {
 // when the snapshot is built.
 type cond struct {
 	attr  string
-	op    Op
+	op    opKind
 	never bool // the condition does not compile: it matches nobody
 
 	// Equals, In, NotIn: the values as text (strs, or set when many),
@@ -204,7 +204,7 @@ func compileConditions(cs []Condition) []cond {
 	out := make([]cond, len(cs))
 	for i, c := range cs {
 		k := &out[i]
-		k.attr, k.op = c.Attribute, c.Op
+		k.attr, k.op = c.Attribute, opKinds[c.Op]
 		if c.Validate() != nil {
 			k.never = true
 			continue
@@ -230,6 +230,35 @@ func compileConditions(cs []Condition) []cond {
 		}
 	}
 	return out
+}
+
+// opKind is an Op as a small integer, so that matching switches on a
+// byte rather than comparing strings.
+type opKind uint8
+
+const (
+	opEquals opKind = iota
+	opIn
+	opNotIn
+	opLess
+	opLessOrEqual
+	opGreater
+	opGreaterOrEqual
+	opSemverEqual
+	opSemverLess
+	opSemverLessOrEqual
+	opSemverGreater
+	opSemverGreaterOrEqual
+	opExists
+	opNotExists
+)
+
+var opKinds = map[Op]opKind{
+	Equals: opEquals, In: opIn, NotIn: opNotIn,
+	Less: opLess, LessOrEqual: opLessOrEqual, Greater: opGreater, GreaterOrEqual: opGreaterOrEqual,
+	SemverEqual: opSemverEqual, SemverLess: opSemverLess, SemverLessOrEqual: opSemverLessOrEqual,
+	SemverGreater: opSemverGreater, SemverGreaterOrEqual: opSemverGreaterOrEqual,
+	Exists: opExists, NotExists: opNotExists,
 }
 
 // inAudience reports whether attrs pass every condition of cs (none:
@@ -294,28 +323,26 @@ func (c *cond) match(attrs map[string]any) bool {
 		return false
 	}
 	k, s, b, n := attrValue(attrs[c.attr])
-	switch c.op {
-	case Exists:
-		return k != absent
-	case NotExists:
-		return k == absent
-	}
 	if k == absent {
-		return false
+		return c.op == opNotExists
 	}
 	switch c.op {
-	case Equals, In:
+	case opEquals, opIn:
 		return c.equals(k, s, b, n)
-	case NotIn:
+	case opNotIn:
 		return !c.equals(k, s, b, n)
-	case Less:
+	case opLess:
 		return k == kindNumber && n < c.num
-	case LessOrEqual:
+	case opLessOrEqual:
 		return k == kindNumber && n <= c.num
-	case Greater:
+	case opGreater:
 		return k == kindNumber && n > c.num
-	case GreaterOrEqual:
+	case opGreaterOrEqual:
 		return k == kindNumber && n >= c.num
+	case opExists:
+		return true
+	case opNotExists:
+		return false
 	}
 	if k != kindString {
 		return false
@@ -326,15 +353,15 @@ func (c *cond) match(attrs map[string]any) bool {
 	}
 	cmp := v.compare(&c.ver)
 	switch c.op {
-	case SemverEqual:
+	case opSemverEqual:
 		return cmp == 0
-	case SemverLess:
+	case opSemverLess:
 		return cmp < 0
-	case SemverLessOrEqual:
+	case opSemverLessOrEqual:
 		return cmp <= 0
-	case SemverGreater:
+	case opSemverGreater:
 		return cmp > 0
-	case SemverGreaterOrEqual:
+	case opSemverGreaterOrEqual:
 		return cmp >= 0
 	}
 	return false

@@ -71,13 +71,17 @@ func benchAudienceRuntime(tb testing.TB) (*experiments.Experiments, []experiment
 	}
 	countries := []string{"US", "CA", "GB", "DE", "FR"}
 	versions := []string{"2.3.0", "2.4.1", "3.0.0", "2.10.0-beta.2"}
-	for i := range users {
-		users[i].Attributes = map[string]any{
+	attrs := make([]map[string]any, 8)
+	for i := range attrs {
+		attrs[i] = map[string]any{
 			"country":     countries[i%len(countries)],
 			"app_version": versions[i%len(versions)],
-			"age":         18 + i%50,
+			"age":         18 + i,
 			"plan":        "free",
 		}
+	}
+	for i := range users {
+		users[i].Attributes = attrs[i%len(attrs)]
 	}
 	return experiments.New(experiments.Config{Store: store}), users
 }
