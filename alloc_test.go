@@ -9,9 +9,15 @@ import (
 
 // The hot path's allocation budget: one allocation for the request state,
 // none for a decision, weighted or not (the store's weights included),
-// none for a cached decision.
+// with an audience or not, none for a cached decision.
 func TestHotPathAllocations(t *testing.T) {
 	x, users := benchRuntime(t, experiments.Config{})
+	ax, ausers := benchAudienceRuntime(t)
+	outside := ausers[0]
+	outside.Attributes = map[string]any{"country": "JP", "app_version": "2.4.0", "age": 30}
+	if d := benchAudienceFlag.Decide(ax.NewContext(context.Background(), outside), benchCourse); d.Reason != experiments.ReasonNotInAudience {
+		t.Fatalf("the user outside the audience: %+v", d)
+	}
 	bg := context.Background()
 	stored := experiments.NewMemStore()
 	for _, err := range []error{
@@ -40,6 +46,12 @@ func TestHotPathAllocations(t *testing.T) {
 			}
 		}},
 		{"cached decision", 0, func() {}},
+		{"first decision with a three-condition audience, state included", 1, func() {
+			benchAudienceFlag.Bucket(ax.NewContext(bg, ausers[0]), benchCourse)
+		}},
+		{"first decision of a user outside the audience, state included", 1, func() {
+			benchAudienceFlag.Bucket(ax.NewContext(bg, outside), benchCourse)
+		}},
 	}
 	ctx := x.NewContext(bg, users[1])
 	benchFlag.Bucket(ctx, benchCourse)

@@ -67,6 +67,63 @@ func BenchmarkBucketFirstWeighted(b *testing.B) {
 	}
 }
 
+// benchAudienceFlag is on for an audience of three conditions.
+var benchAudienceFlag = experiments.NewFlag("bench", "audience")
+
+// benchAudience is the audience of benchAudienceFlag: country in a list,
+// app_version semver >= 2.3.0, age >= 18.
+var benchAudience = []experiments.Condition{
+	{Attribute: "country", Op: experiments.In, Values: []string{"US", "CA", "GB", "DE", "FR"}},
+	{Attribute: "app_version", Op: experiments.SemverGreaterOrEqual, Values: []string{"2.3.0"}},
+	{Attribute: "age", Op: experiments.GreaterOrEqual, Values: []string{"18"}},
+}
+
+// benchAudienceRuntime is benchRuntime with benchAudienceFlag on for
+// everyone in benchAudience, and users who are all in it, each with an
+// Attributes map of their own.
+func benchAudienceRuntime(tb testing.TB) (*experiments.Experiments, []experiments.User) {
+	tb.Helper()
+	_, users := benchRuntime(tb, experiments.Config{})
+	store := experiments.NewMemStore()
+	r := experiments.On()
+	r.Conditions = benchAudience
+	if err := store.SetFlag(context.Background(), benchAudienceFlag.Name(), r); err != nil {
+		tb.Fatal(err)
+	}
+	countries := []string{"US", "CA", "GB", "DE", "FR"}
+	versions := []string{"2.3.0", "2.4.1", "3.0.0", "2.10.0-beta.2"}
+	attrs := make([]map[string]any, 8)
+	for i := range attrs {
+		attrs[i] = map[string]any{
+			"country":     countries[i%len(countries)],
+			"app_version": versions[i%len(versions)],
+			"age":         18 + i,
+			"plan":        "free",
+		}
+	}
+	for i := range users {
+		users[i].Attributes = attrs[i%len(attrs)]
+	}
+	return experiments.New(experiments.Config{Store: store}), users
+}
+
+// BenchmarkBucketFirstAudience is BenchmarkBucketFirst for a flag with a
+// three-condition audience that every user passes: the cost of the
+// audience on the first decision.
+func BenchmarkBucketFirstAudience(b *testing.B) {
+	x, users := benchAudienceRuntime(b)
+	bg := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		ctx := x.NewContext(bg, users[i%len(users)])
+		if benchAudienceFlag.Decide(ctx, benchCourse).Reason != experiments.ReasonHashed {
+			b.Fatal("a user of the audience was not hashed")
+		}
+		i++
+	}
+}
+
 // BenchmarkBucketCached is a later call in the same request.
 func BenchmarkBucketCached(b *testing.B) {
 	x, users := benchRuntime(b, experiments.Config{})

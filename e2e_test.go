@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -187,15 +188,29 @@ func setUserHeader(h http.Header, u experiments.User) {
 	if u.Masquerading {
 		h.Set("X-Masquerading", "1")
 	}
+	if len(u.Attributes) > 0 { // string attributes only, as a query string
+		q := url.Values{}
+		for k, v := range u.Attributes {
+			q.Set(k, v.(string))
+		}
+		h.Set("X-Attributes", q.Encode())
+	}
 }
 
 func userFromHeader(h http.Header) experiments.User {
-	return experiments.User{
+	u := experiments.User{
 		ID:           h.Get("X-User"),
 		Username:     h.Get("X-Username"),
 		Staff:        h.Get("X-Staff") == "1",
 		Masquerading: h.Get("X-Masquerading") == "1",
 	}
+	if q, err := url.ParseQuery(h.Get("X-Attributes")); err == nil && len(q) > 0 {
+		u.Attributes = make(map[string]any, len(q))
+		for k := range q {
+			u.Attributes[k] = q.Get(k)
+		}
+	}
+	return u
 }
 
 // --- The client --------------------------------------------------------------
@@ -631,6 +646,51 @@ func TestE2EMasqueradingUser(t *testing.T) {
 				wantDecision(t, d, want, experiments.ReasonHashed)
 				a.wantEvents(t, 1)
 			})
+		}
+	})
+}
+
+// An out-of-audience user gets control with ReasonNotInAudience, over
+// real HTTP: no event, no exposure, no Set-Cookie, on every request; a
+// user of the audience in the same app is tracked once.
+func TestE2EOutOfAudienceUserIsNotTracked(t *testing.T) {
+	forEachServer(t, func(t *testing.T, kind serverKind) {
+		a := newApp(t, kind, func(c *experiments.Config) { c.Recorder = c.Store.(experiments.Recorder) })
+		r := experiments.On()
+		r.Conditions = []experiments.Condition{
+			{Attribute: "country", Op: experiments.In, Values: []string{"US", "CA"}},
+			{Attribute: "app_version", Op: experiments.SemverGreaterOrEqual, Values: []string{"2.3.0"}},
+		}
+		ruleFor(tableFlag.Name(), r)(t, a.store)
+		b := a.newBrowser(t)
+		for _, u := range []experiments.User{
+			{ID: "learner-fr", Attributes: map[string]any{"country": "FR", "app_version": "3.0.0"}},
+			{ID: "learner-old", Attributes: map[string]any{"country": "US", "app_version": "2.3.0-rc.1"}},
+			{ID: "learner-none"},
+		} {
+			for range 2 {
+				reply := b.get(t, pathBody, u, twice(decide(tableFlag, e2eCourse)))
+				reply.wantOK(t, pathBody)
+				wantDecision(t, reply.decisions[0], 0, experiments.ReasonNotInAudience)
+				wantDecision(t, reply.decisions[1], 0, experiments.ReasonCached)
+				if reply.decisions[0].Tracked {
+					t.Errorf("user %s outside the audience was tracked", u.ID)
+				}
+				reply.wantNoSetCookie(t)
+			}
+		}
+		a.wantEvents(t, 0)
+		if e := a.store.Exposures(); len(e) != 0 {
+			t.Errorf("exposures %+v, want none", e)
+		}
+
+		in := experiments.User{ID: "learner-us", Attributes: map[string]any{"country": "US", "app_version": "v2.3.0"}}
+		reply := b.get(t, pathBody, in, decide(tableFlag, e2eCourse))
+		wantDecision(t, reply.one(t), experiments.SHA256Bucket(tableFlag.Name()+"."+e2eCourse, in.ID, 2), experiments.ReasonHashed)
+		reply.wantSessionCookie(t)
+		a.wantEvents(t, 1)
+		if e := a.store.Exposures(); len(e) != 1 || e[0].UserID != in.ID {
+			t.Errorf("exposures %+v, want one of %s", e, in.ID)
 		}
 	})
 }

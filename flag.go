@@ -157,7 +157,8 @@ func (f *ExperimentFlag) DecideUntracked(ctx context.Context, courseKey string) 
 }
 
 // IsExperimentOn reports whether the main flag is on for the user and
-// course (course override, else org override, else its rule), ignoring
+// course (course override, else org override, else its rule, which is
+// off for a user outside its audience), ignoring
 // bucket flags and the enrollment window. It is false without request
 // state, unless an override is in effect.
 func (f *ExperimentFlag) IsExperimentOn(ctx context.Context, courseKey string) bool {
@@ -199,6 +200,7 @@ const (
 	ReasonAnonymous       Reason = "anonymous"        // the user has no ID (nor, WithAnonymous, an anonymous ID): control, not cached
 	ReasonCached          Reason = "cached"           // decided earlier in this request
 	ReasonError           Reason = "error"            // the store or enrollment lookup failed: control
+	ReasonNotInAudience   Reason = "not_in_audience"  // the main flag's rule that applies has Conditions the user fails: control, not tracked
 	ReasonFlagOff         Reason = "flag_off"         // the main flag is off for the user and course
 	ReasonBadWindow       Reason = "bad_window"       // an enrollment bound does not parse: control
 	ReasonOutsideWindow   Reason = "outside_window"   // enrolled outside the enrollment window: control
@@ -286,7 +288,14 @@ func (f *ExperimentFlag) evaluate(ctx context.Context, st *reqState, courseKey s
 	}
 	c := snap.flags[f.full]
 	var kept recall // WithStickyBuckets: a bucket kept outside Percent (assignments.go)
-	if c == nil || !c.on(x, &st.user, courseKey) {
+	on, audience := false, true
+	if c != nil {
+		on, audience = c.eval(x, &st.user, courseKey)
+	}
+	if !audience {
+		return Decision{Reason: ReasonNotInAudience}
+	}
+	if !on {
 		if kept = f.recallOutsidePercent(ctx, st, c, courseKey); !kept.found {
 			return Decision{Reason: ReasonFlagOff, Err: kept.err}
 		}

@@ -7,14 +7,17 @@ import (
 	"strings"
 )
 
-// Rule says who a flag is on for, with django-waffle's Flag semantics.
-// It applies to main flags and bucket flags alike. A user is tested in
-// this order: Everyone (when set) decides alone; an anonymous user is
-// off; then Authenticated, Staff, Superusers, Users, Groups and Percent,
-// the first that matches turns the flag on; otherwise it is off.
+// Rule says who a flag is on for, with django-waffle's Flag semantics,
+// narrowed by an audience. It applies to main flags and bucket flags
+// alike. A user is tested in this order: a user outside the audience
+// (Conditions) is off; then Everyone (when set) decides alone; an
+// anonymous user is off; then Authenticated, Staff, Superusers, Users,
+// Groups and Percent, the first that matches turns the flag on;
+// otherwise it is off.
 type Rule struct {
 	// Everyone, when set, turns the flag on (true) or off (false) for every
-	// user, anonymous ones included, and the other fields are ignored.
+	// user of the audience, anonymous ones included, and the other fields
+	// but Conditions are ignored.
 	Everyone *bool `json:"everyone,omitempty"`
 	// Percent turns the flag on for this share (0–100) of signed-in users.
 	// The share is stable: a user is in or out the same way on every
@@ -30,6 +33,12 @@ type Rule struct {
 	Users []string `json:"users,omitempty"`
 	// Groups turns the flag on for members of any of these groups.
 	Groups []string `json:"groups,omitempty"`
+	// Conditions are the audience: the rule applies only to users whose
+	// User.Attributes pass every one of them (they are AND-ed; none: every
+	// user). A user outside the audience is off, whatever the other
+	// fields say: {Percent: 50, Conditions: country in [US CA]} is on for
+	// half of the users whose country is US or CA. At most 32.
+	Conditions []Condition `json:"conditions,omitempty"`
 }
 
 // On returns a Rule that is on for everyone.
@@ -54,13 +63,27 @@ func (r Rule) Validate() error {
 			return err
 		}
 	}
-	return nil
+	return validateConditions(r.Conditions)
 }
 
 // String says in words who r turns a flag on for: "on for everyone",
 // "off for everyone", "on for staff, users [ann bob], 20% of signed-in
-// users", or "off (empty rule)" for a rule that matches nobody.
+// users", or "off (empty rule)" for a rule that matches nobody; an
+// audience follows: "…, if country in [US CA] and age >= 18".
 func (r Rule) String() string {
+	s := r.who()
+	if len(r.Conditions) > 0 && s != "off for everyone" && s != "off (empty rule)" {
+		parts := make([]string, len(r.Conditions))
+		for i, c := range r.Conditions {
+			parts[i] = c.String()
+		}
+		s += ", if " + strings.Join(parts, " and ")
+	}
+	return s
+}
+
+// who is String without the audience.
+func (r Rule) who() string {
 	if r.Everyone != nil {
 		if *r.Everyone {
 			return "on for everyone"
@@ -100,6 +123,14 @@ func (r Rule) clone() Rule {
 	}
 	r.Users = append([]string(nil), r.Users...)
 	r.Groups = append([]string(nil), r.Groups...)
+	if r.Conditions != nil {
+		cs := make([]Condition, len(r.Conditions))
+		for i, c := range r.Conditions {
+			c.Values = append([]string(nil), c.Values...)
+			cs[i] = c
+		}
+		r.Conditions = cs
+	}
 	return r
 }
 
@@ -184,6 +215,7 @@ type compiledFlag struct {
 	rule    Rule
 	hasRule bool
 	percent string // hashing group of Percent: "percent:" + name
+	conds   []cond // the rule's audience, compiled (audience.go)
 	users   map[string]struct{}
 	groups  map[string]struct{}
 	courses map[string]State
@@ -194,27 +226,42 @@ type compiledFlag struct {
 // on reports whether the flag is on for u in courseKey: the course
 // override, else the org override, else the rule.
 func (c *compiledFlag) on(x *Experiments, u *User, courseKey string) bool {
+	on, _ := c.eval(x, u, courseKey)
+	return on
+}
+
+// eval is on, and whether u is in the audience of the rule that applies:
+// false only when no override applies and u fails the rule's
+// conditions. Overrides ignore the audience: they force the flag for
+// everyone in the course or org.
+func (c *compiledFlag) eval(x *Experiments, u *User, courseKey string) (on, audience bool) {
 	if courseKey != "" {
 		if c.courses != nil {
 			switch c.courses[courseKey] {
 			case ForceOn:
-				return true
+				return true, true
 			case ForceOff:
-				return false
+				return false, true
 			}
 		}
 		if c.orgs != nil {
 			if org := CourseOrg(courseKey); org != "" {
 				switch c.orgs[org] {
 				case ForceOn:
-					return true
+					return true, true
 				case ForceOff:
-					return false
+					return false, true
 				}
 			}
 		}
 	}
-	return c.hasRule && c.ruleOn(x, u)
+	if !c.hasRule {
+		return false, true
+	}
+	if c.conds != nil && !inAudience(c.conds, u.Attributes) {
+		return false, false
+	}
+	return c.ruleOn(x, u), true
 }
 
 func (c *compiledFlag) ruleOn(x *Experiments, u *User) bool {
@@ -254,6 +301,7 @@ const percentBuckets = 10000
 func compileRule(name string, r Rule) (c compiledFlag) {
 	c.rule, c.hasRule = r, true
 	c.percent = "percent:" + name
+	c.conds = compileConditions(r.Conditions)
 	c.users = set(r.Users)
 	c.groups = set(r.Groups)
 	return c

@@ -215,7 +215,8 @@ func (a *Admin) setMain(req *request, r experiments.Rule) error {
 }
 
 // setRule sets the main flag's rule: everyone (true, false or null),
-// percent, authenticated, staff, superusers, users and groups.
+// percent, authenticated, staff, superusers, users, groups and the
+// audience's conditions (from a page, the rows of formConditions).
 func (a *Admin) setRule(req *request) error {
 	var r experiments.Rule
 	err := req.decode(&r, map[string]func(string) error{
@@ -240,6 +241,9 @@ func (a *Admin) setRule(req *request) error {
 	if err != nil {
 		return err
 	}
+	if isForm(req.r) {
+		r.Conditions = formConditions(req.r.PostForm)
+	}
 	if err := req.live(true); err != nil {
 		return err
 	}
@@ -247,6 +251,32 @@ func (a *Admin) setRule(req *request) error {
 		return err
 	}
 	return a.store.SetFlag(req.ctx, req.x.Flag, r)
+}
+
+// formConditions reads a rule form's audience: rows i = 0, 1, … of
+// cond_attribute_i, cond_op_i and cond_values_i (separated by commas or
+// new lines), up to the first row without cond_attribute_i. A row with
+// an empty attribute (the blank row that adds one) or cond_remove_i
+// checked is left out.
+func formConditions(form url.Values) []experiments.Condition {
+	var cs []experiments.Condition
+	for i := 0; ; i++ {
+		n := strconv.Itoa(i)
+		if _, ok := form["cond_attribute_"+n]; !ok {
+			return cs
+		}
+		attr := strings.TrimSpace(form.Get("cond_attribute_" + n))
+		if attr == "" || form.Get("cond_remove_"+n) != "" {
+			continue
+		}
+		c := experiments.Condition{Attribute: attr, Op: experiments.Op(strings.TrimSpace(form.Get("cond_op_" + n)))}
+		for _, v := range strings.FieldsFunc(form.Get("cond_values_"+n), func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
+			if v = strings.TrimSpace(v); v != "" {
+				c.Values = append(c.Values, v)
+			}
+		}
+		cs = append(cs, c)
+	}
 }
 
 // overrideBody is the body of course-override and org-override.

@@ -27,7 +27,17 @@ var staticFS, _ = fs.Sub(staticRoot, "static")
 var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	"ruleText": ruleText,
 	"weights":  experiments.FormatWeights,
-	"percent":  func(v float64) string { return strconv.FormatFloat(100*v, 'f', 1, 64) + "%" },
+	// conditionRows are the rows of the rule form's audience: the
+	// rule's conditions, then a blank row to add one.
+	"conditionRows": func(r *experiments.Rule) []experiments.Condition {
+		var cs []experiments.Condition
+		if r != nil {
+			cs = append(cs, r.Conditions...)
+		}
+		return append(cs, experiments.Condition{})
+	},
+	"ops":     func() []experiments.Op { return conditionOps },
+	"percent": func(v float64) string { return strconv.FormatFloat(100*v, 'f', 1, 64) + "%" },
 	"signedPercent": func(v float64) string {
 		return fmt.Sprintf("%+.1f%%", 100*v)
 	},
@@ -193,6 +203,14 @@ func (a *Admin) experimentPage(w http.ResponseWriter, r *http.Request, actor str
 		data.HistoryError = "the history could not be read"
 	}
 	a.render(w, r, http.StatusOK, "experiment", data)
+}
+
+// conditionOps are the operators the rule form offers, in its order.
+var conditionOps = []experiments.Op{
+	experiments.Equals, experiments.In, experiments.NotIn,
+	experiments.Less, experiments.LessOrEqual, experiments.Greater, experiments.GreaterOrEqual,
+	experiments.SemverEqual, experiments.SemverLess, experiments.SemverLessOrEqual, experiments.SemverGreater, experiments.SemverGreaterOrEqual,
+	experiments.Exists, experiments.NotExists,
 }
 
 // ruleText says in words who a rule turns a flag on for.

@@ -51,6 +51,7 @@ const (
 //	ReasonOverride       STATIC              the bucket of Override/WithOverride
 //	ReasonCached         CACHED              the bucket decided earlier in the request
 //	ReasonFlagOff        DISABLED            0 (control)
+//	ReasonNotInAudience  DEFAULT             0 (control)
 //	ReasonAnonymous      DEFAULT             0 (control)
 //	ReasonNoRequest      DEFAULT             0 (control)
 //	ReasonOutsideWindow  DEFAULT             0 (control)
@@ -201,7 +202,7 @@ func resolution(d experiments.Decision) openfeature.ProviderResolutionDetail {
 	case experiments.ReasonFlagOff:
 		reason = openfeature.DisabledReason
 	case experiments.ReasonAnonymous, experiments.ReasonNoRequest, experiments.ReasonOutsideWindow,
-		experiments.ReasonNoBucketingID, experiments.ReasonOtherExperiment:
+		experiments.ReasonNoBucketingID, experiments.ReasonOtherExperiment, experiments.ReasonNotInAudience:
 		reason = openfeature.DefaultReason
 	case experiments.ReasonError, experiments.ReasonBadWindow:
 		msg := string(d.Reason)

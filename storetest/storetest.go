@@ -102,6 +102,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"meta and history", testMetaAndHistory},
 		{"weights", testWeights},         // weights.go
 		{"assignments", testAssignments}, // assignments.go: when the store is an experiments.Assignments
+		{"audiences", testAudiences},     // audience.go
 	} {
 		t.Run(g.name, func(t *testing.T) { g.run(t, newStore) })
 	}
@@ -321,6 +322,16 @@ func normalizedRule(r experiments.Rule) experiments.Rule {
 		r.Everyone = &e
 	}
 	r.Users, r.Groups = clipped(r.Users), clipped(r.Groups)
+	if len(r.Conditions) == 0 {
+		r.Conditions = nil
+		return r
+	}
+	cs := make([]experiments.Condition, len(r.Conditions))
+	for i, c := range r.Conditions {
+		c.Values = clipped(c.Values)
+		cs[i] = c
+	}
+	r.Conditions = cs
 	return r
 }
 
@@ -977,7 +988,8 @@ func testRoundTrip(t *testing.T, newStore func(*testing.T) Store) {
 			Users:  []string{"Zoë", "李小龙", "🙂", `quote"back\slash`, "<tag>&amp;", "line\u2028sep", " spaced "},
 			Groups: []string{"Ärzte", "group\u00a0nbsp"},
 		},
-		"storetest.main.1": {Users: []string{"alice"}},
+		"storetest.main.1":   {Users: []string{"alice"}},
+		"storetest.audience": {Percent: 50, Conditions: everyOperator()},
 	}
 	courses := map[string]experiments.State{
 		courseA:                       experiments.ForceOn,
@@ -1042,8 +1054,8 @@ func fmtRule(r experiments.Rule) string {
 	if r.Everyone != nil {
 		e = strconv.FormatBool(*r.Everyone)
 	}
-	return fmt.Sprintf("{Everyone:%s Percent:%v Authenticated:%v Staff:%v Superusers:%v Users:%q Groups:%q}",
-		e, r.Percent, r.Authenticated, r.Staff, r.Superusers, r.Users, r.Groups)
+	return fmt.Sprintf("{Everyone:%s Percent:%v Authenticated:%v Staff:%v Superusers:%v Users:%q Groups:%q Conditions:%+v}",
+		e, r.Percent, r.Authenticated, r.Staff, r.Superusers, r.Users, r.Groups, r.Conditions)
 }
 
 // frozen is a Store that always serves one snapshot.
