@@ -188,13 +188,16 @@ func sortRows(rows []results.DailyBucket) {
 	})
 }
 
-// sqlArgs are a query's arguments; add appends one and returns its
-// placeholder.
-type sqlArgs []any
+// arg appends v to a query's arguments and returns its placeholder.
+func arg(args *[]any, v any) string {
+	*args = append(*args, v)
+	return "$" + strconv.Itoa(len(*args))
+}
 
-func (a *sqlArgs) add(v any) string {
-	*a = append(*a, v)
-	return "$" + strconv.Itoa(len(*a))
+// weekOf returns the SQL of the date of the Monday that starts the week
+// of timestamptz column col in the zone of placeholder zone.
+func weekOf(col, zone string) string {
+	return `date_trunc('week', ` + col + ` AT TIME ZONE ` + zone + `::text)::date`
 }
 
 // aggregateQuery returns the query of q's aggregates per value of
@@ -204,25 +207,22 @@ func (a *sqlArgs) add(v any) string {
 // value_squares), ordered by value (byte order), day, week and bucket,
 // and its arguments.
 func (s *Store) aggregateQuery(q results.Query, dim string) (string, []any) {
-	var args sqlArgs
-	zone := args.add(q.ZoneName())
+	var args []any
+	zone := arg(&args, q.ZoneName())
 	with, from := s.participantsQuery(q, dim, &args)
 	converted := s.convertedQuery(q, from, &args)
-	week := func(col string) string {
-		return `date_trunc('week', ` + col + ` AT TIME ZONE ` + zone + `::text)::date`
-	}
 	return `WITH ` + with + `c AS (` + converted + `)
 		SELECT value, day::timestamp AT TIME ZONE 'UTC' AS day, week::timestamp AT TIME ZONE 'UTC' AS week,
 			bucket, sum(np)::bigint AS participants,
 			sum(nc)::bigint AS converted, sum(n)::bigint AS count,
 			sum(v) AS value_sum, sum(v2) AS value_squares
 		FROM (
-			SELECT value, (time AT TIME ZONE 'UTC')::date AS day, ` + week("time") + ` AS week, bucket, count(*) AS np,
+			SELECT value, (time AT TIME ZONE 'UTC')::date AS day, ` + weekOf("time", zone) + ` AS week, bucket, count(*) AS np,
 				0::bigint AS nc, 0::bigint AS n, 0::double precision AS v, 0::double precision AS v2
 			FROM ` + from + ` AS e
 			GROUP BY 1, 2, 3, 4
 			UNION ALL
-			SELECT value, (first AT TIME ZONE 'UTC')::date, ` + week("first") + `, bucket, 0, count(*), sum(n), sum(v), sum(v * v)
+			SELECT value, (first AT TIME ZONE 'UTC')::date, ` + weekOf("first", zone) + `, bucket, 0, count(*), sum(n), sum(v), sum(v * v)
 			FROM c GROUP BY 1, 2, 3, 4
 		) AS d
 		GROUP BY value, day, week, bucket ORDER BY value COLLATE "C", day, week, bucket`, args
@@ -235,18 +235,18 @@ func (s *Store) aggregateQuery(q results.Query, dim string) (string, []any) {
 // exposures, one per user (the primary key), read where they are used;
 // in all courses, each user's first exposure (then smallest bucket, then
 // smallest course key), computed once.
-func (s *Store) participantsQuery(q results.Query, dim string, args *sqlArgs) (with, from string) {
+func (s *Store) participantsQuery(q results.Query, dim string, args *[]any) (with, from string) {
 	value := `''::text`
 	if dim != "" {
-		value = `coalesce(dimensions->>` + args.add(dim) + `::text, '')`
+		value = `coalesce(dimensions->>` + arg(args, dim) + `::text, '')`
 	}
-	flag := args.add(q.Flag)
+	flag := arg(args, q.Flag)
 	if q.AllCourses {
 		return `p AS MATERIALIZED (SELECT DISTINCT ON (user_id) user_id, bucket, time, ` + value + ` AS value FROM ` + s.t.exposures +
 			` WHERE flag = ` + flag + ` ORDER BY user_id, time, bucket, course_key COLLATE "C"), `, `p`
 	}
 	return ``, `(SELECT user_id, bucket, time, ` + value + ` AS value FROM ` + s.t.exposures +
-		` WHERE flag = ` + flag + ` AND course_key = ` + args.add(q.CourseKey) + `)`
+		` WHERE flag = ` + flag + ` AND course_key = ` + arg(args, q.CourseKey) + `)`
 }
 
 // convertedQuery returns the query of the converted participants (value,
@@ -255,10 +255,10 @@ func (s *Store) participantsQuery(q results.Query, dim string, args *sqlArgs) (w
 // arguments. Only the participants with a conversion of the goal (of
 // every goal of Include, for a complex goal) can convert: a semi-join
 // keeps those before the join on the conversions' times.
-func (s *Store) convertedQuery(q results.Query, from string, args *sqlArgs) string {
+func (s *Store) convertedQuery(q results.Query, from string, args *[]any) string {
 	g := q.Goal
 	if !g.Complex() {
-		name, once, valued := args.add(g.Name), args.add(g.Once), args.add(g.Value != experiments.ValueCount)
+		name, once, valued := arg(args, g.Name), arg(args, g.Once), arg(args, g.Value != experiments.ValueCount)
 		return `SELECT e.value, e.bucket,
 			CASE WHEN ` + once + ` THEN 1 ELSE count(*) END AS n,
 			CASE WHEN ` + valued + ` THEN sum(x.value) ELSE 0 END AS v,
@@ -269,7 +269,7 @@ func (s *Store) convertedQuery(q results.Query, from string, args *sqlArgs) stri
 			GROUP BY e.user_id, e.bucket, e.value`
 	}
 	include, exclude := distinct(g.Include), distinct(g.Exclude)
-	inc, exc, n := args.add(pq.Array(include)), args.add(pq.Array(exclude)), args.add(len(include))
+	inc, exc, n := arg(args, pq.Array(include)), arg(args, pq.Array(exclude)), arg(args, len(include))
 	// Per participant and goal, the first attributed conversion; then the
 	// participants with every included goal and no excluded one.
 	return `SELECT value, bucket, 1 AS n, 0::double precision AS v,
