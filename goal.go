@@ -148,6 +148,11 @@ type Exposure struct {
 	UserID    string
 	Bucket    int
 	Time      time.Time
+	// Dimensions are the values of Config.Dimensions for the user at the
+	// exposure (absent values left out). Results break participants
+	// down by them; stores keep those of the exposure they keep (the
+	// earliest).
+	Dimensions Dimensions
 }
 
 // MaxConversionValue bounds the magnitude of a conversion's value, so

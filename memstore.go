@@ -299,7 +299,8 @@ func (s *MemStore) DeleteGoal(ctx context.Context, name string) error {
 // RecordExposure keeps the earliest exposure of a user to an experiment,
 // as sqlstore does (two requests may record out of order). Memory grows
 // with users × experiments (about 100 bytes each): use sqlstore for large
-// audiences.
+// audiences. The kept exposure's Dimensions are those it was recorded
+// with.
 func (s *MemStore) RecordExposure(_ context.Context, e Exposure) error {
 	key := exposureKey{e.Flag, e.CourseKey, e.UserID}
 	e.Time = e.Time.Truncate(time.Microsecond)

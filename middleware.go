@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,9 +60,25 @@ type Config struct {
 	// Hasher assigns users to buckets and to Rule.Percent shares.
 	// Optional. Default: SHA256Hasher.
 	Hasher Hasher
-	// Site is copied into events (edX's site domain).
+	// Site is copied into events (edX's site domain), and into
+	// exposures as the dimension "site" when Dimensions names it
+	// (DimensionSite).
 	// Optional. Default: "".
 	Site string
+	// Dimensions names the user attributes (User.Attributes) copied, as
+	// strings, into each recorded exposure (Exposure.Dimensions), so that
+	// results can be broken down by them (results.Query.Dimension): a
+	// browser family, a plan, a country. The name DimensionSite records
+	// Site instead of an attribute. At most MaxDimensions names, each 1
+	// to MaxDimensionNameLen ASCII letters, digits, '_', '-' and '.', none
+	// twice (Validate; New panics otherwise). A value is a string as it
+	// is, a bool "true" or "false", a number in Go's shortest form; an
+	// absent or empty value, one of another type, or one longer than
+	// MaxDimensionValueLen bytes or not UTF-8 is left out of the exposure.
+	// Only the exposure, recorded once per user and experiment, carries
+	// them: decisions that record nothing cost nothing more. The slice is
+	// copied. Optional. Default: nil, exposures have no dimensions.
+	Dimensions []string
 	// Now is the clock for events and for "not enrolled: enrolled now".
 	// Optional. Default: time.Now.
 	Now func() time.Time
@@ -92,6 +109,7 @@ type Experiments struct {
 	hasher      Hasher
 	sha256      bool // hasher is SHA256Hasher: hash without building the group
 	site        string
+	dimensions  []string // Config.Dimensions
 	now         func() time.Time
 	log         *slog.Logger
 	counters
@@ -113,7 +131,7 @@ func New(cfg Config) *Experiments {
 	x := &Experiments{
 		store: cfg.Store, enrollments: cfg.Enrollments, tracker: cfg.Tracker, recorder: cfg.Recorder,
 		sessions: cfg.Sessions, sessionName: cfg.SessionName, anonCookie: cfg.AnonymousCookie, hasher: cfg.Hasher,
-		site: cfg.Site, now: cfg.Now, log: cfg.Logger, observer: newObserver(cfg.OnDecision),
+		site: cfg.Site, dimensions: slices.Sorted(slices.Values(cfg.Dimensions)), now: cfg.Now, log: cfg.Logger, observer: newObserver(cfg.OnDecision),
 		sessionOpts: sessions.Options{Path: "/", MaxAge: 30 * 86400, HttpOnly: true, SameSite: http.SameSiteLaxMode},
 	}
 	if x.store == nil {

@@ -25,11 +25,15 @@ var ErrSessions = errors.New("sessions cannot be saved")
 // a key read from an unset environment variable. The store is checked
 // without I/O: a sessions.CookieStore or FilesystemStore encodes a trial
 // value with its codecs; other stores are taken as they are. The error
-// wraps ErrSessions.
+// wraps ErrSessions. It also checks Config.Dimensions (an error wrapping
+// ErrInvalid that names the entry).
 //
 // New panics with the error, so that the mistake shows at start-up; call
 // Validate first to handle it as an error instead.
 func (c Config) Validate() error {
+	if err := validateDimensionNames(c.Dimensions); err != nil {
+		return err
+	}
 	if c.Sessions == nil && c.AnonymousCookie == "" {
 		return nil
 	}

@@ -75,6 +75,9 @@ func (st *reqState) track(ctx context.Context, f *ExperimentFlag, courseKey stri
 	// Exposures are of signed-in users: results count users.
 	if x.recorder != nil && st.user.ID != "" && !done(exposedPrefix) {
 		exp := Exposure{Flag: f.full, CourseKey: courseKey, UserID: st.user.ID, Bucket: bucket, Time: now}
+		if len(x.dimensions) > 0 {
+			exp.Dimensions = x.dimensionsOf(&st.user)
+		}
 		if err := safeCall(func() error { return x.recorder.RecordExposure(ctx, exp) }); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w: %w", f.full, ErrRecorder, err))
 		} else {

@@ -715,8 +715,11 @@ func TestPagesListAndShowExperiments(t *testing.T) {
 
 	s.user = "viewer"
 	_, page, _ = s.do("GET", "/admin/experiments/"+upgrade.Name(), "", nil)
-	if strings.Contains(page, "<form") {
-		t.Errorf("a viewer's page holds forms")
+	if strings.Contains(page, `<form method="post"`) {
+		t.Errorf("a viewer's page holds action forms")
+	}
+	if !strings.Contains(page, `<form class="view" method="get">`) {
+		t.Errorf("a viewer's page lacks the form that picks the breakdown and the zone")
 	}
 }
 
@@ -1178,4 +1181,77 @@ func TestResultsRefuseABadView(t *testing.T) {
 			t.Errorf("page%s: %d, want 400", tc.query, code)
 		}
 	}
+}
+
+// ?by= adds a breakdown per goal, ?zone= sets the weekly series' zone,
+// on both stores; values recorded with the exposures are escaped.
+func TestResultsBreakdownAndWeeks(t *testing.T) {
+	onEveryStore(t, admin.Config{}, func(t *testing.T, s *site) {
+		ctx := t.Context()
+		evil := `<script>alert(1)</script>`
+		start := time.Date(2026, 3, 9, 6, 0, 0, 0, time.UTC) // Sunday 23:00 in Los Angeles
+		for i := range 30 {
+			var dims experiments.Dimensions
+			switch i % 3 {
+			case 1:
+				dims, _ = experiments.NewDimensions(map[string]string{"browser": "Firefox"})
+			case 2:
+				dims, _ = experiments.NewDimensions(map[string]string{"browser": evil})
+			}
+			id := fmt.Sprint("u", i)
+			if err := s.store.RecordExposure(ctx, experiments.Exposure{Flag: upgrade.Name(), CourseKey: course, UserID: id,
+				Bucket: i % 2, Time: start.Add(time.Duration(i) * time.Minute), Dimensions: dims}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if f, ok := s.store.(interface{ Flush(context.Context) error }); ok {
+			if err := f.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var res admin.Results
+		_, body, _ := s.do("GET", "/admin/api/experiments/"+upgrade.Name()+"/results?by=browser&zone=America/Los_Angeles", "", nil)
+		if err := json.Unmarshal([]byte(body), &res); err != nil {
+			t.Fatalf("%v: %s", err, body)
+		}
+		if res.By != "browser" || res.Zone != "America/Los_Angeles" || len(res.Breakdowns) != 1 || len(res.Errors) != 0 {
+			t.Fatalf("results: by %q, zone %q, %d breakdowns, errors %v", res.By, res.Zone, len(res.Breakdowns), res.Errors)
+		}
+		var values []string
+		for _, row := range res.Breakdowns[0].Rows {
+			values = append(values, row.Value)
+		}
+		if want := []string{"", evil, "Firefox"}; !reflect.DeepEqual(values, want) {
+			t.Errorf("values %q, want %q", values, want)
+		}
+		// Minutes 0 to 29 from 06:00 UTC: Sunday 8 March in Los Angeles (PDT, UTC-7), Monday 9 March in UTC.
+		if w := res.Reports[0].Weekly; len(w) != 1 || !w[0].Week.Equal(time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)) {
+			t.Errorf("weekly %+v, want the week of 2026-03-02", w)
+		}
+		_, body, _ = s.do("GET", "/admin/api/experiments/"+upgrade.Name()+"/results", "", nil)
+		res = admin.Results{}
+		json.Unmarshal([]byte(body), &res)
+		if res.Zone != "UTC" || res.Breakdowns != nil || len(res.Reports) != 1 || !res.Reports[0].Weekly[0].Week.Equal(time.Date(2026, 3, 9, 0, 0, 0, 0, time.UTC)) {
+			t.Errorf("without by and zone: zone %q, breakdowns %v, weekly %+v", res.Zone, res.Breakdowns, res.Reports[0].Weekly)
+		}
+
+		code, page, _ := s.do("GET", "/admin/experiments/"+upgrade.Name()+"?course="+url.QueryEscape(course)+"&by=browser&zone=America/Los_Angeles", "", nil)
+		if code != 200 {
+			t.Fatalf("page: %d", code)
+		}
+		for _, want := range []string{"Goal upgrade by browser", "<td>Firefox</td>", "<td>(none)</td>", "&lt;script&gt;",
+			"Cumulative by week, from Monday in America/Los_Angeles", "<td>2026-03-02</td>", "not adjusted across values"} {
+			if !strings.Contains(page, want) {
+				t.Errorf("the page lacks %q", want)
+			}
+		}
+		if strings.Contains(page, evil) {
+			t.Error("the page holds an unescaped dimension value")
+		}
+		for _, bad := range []string{"?by=a+b", "?zone=Mars/Olympus", "?zone=Local"} {
+			if code, _, _ := s.do("GET", "/admin/api/experiments/"+upgrade.Name()+"/results"+bad, "", nil); code != http.StatusBadRequest {
+				t.Errorf("%s: %d, want 400", bad, code)
+			}
+		}
+	})
 }

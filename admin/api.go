@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/abkit/experiments"
 	"github.com/abkit/experiments/results"
@@ -84,6 +85,15 @@ type Results struct {
 	Errors []GoalError `json:"errors"`
 	// Message says why there are no reports, when there are none.
 	Message string `json:"message,omitempty"`
+	// Zone names the time zone of the reports' weekly series: ?zone=,
+	// "UTC" by default.
+	Zone string `json:"zone"`
+	// By is the dimension of ?by=, "" without.
+	By string `json:"by,omitempty"`
+	// Breakdowns holds, with ?by=, a breakdown per goal by that
+	// dimension (results.Breakdown: a report per value), by goal name;
+	// a goal whose breakdown failed is in Errors.
+	Breakdowns []results.Breakdown `json:"breakdowns,omitempty"`
 }
 
 // experiment returns the results' experiment for flag.
@@ -97,12 +107,27 @@ type view struct {
 	course string
 	all    bool
 	choose bool
+	by     string         // ?by=: a dimension to break the reports down by
+	zone   *time.Location // ?zone=: the weekly series' zone; nil for UTC
 }
 
-// viewOf reads the view from the query: course=… or all_courses=true.
+// viewOf reads the view from the query: course=… or all_courses=true,
+// and by=… and zone=….
 func viewOf(r *http.Request) (view, error) {
 	q := r.URL.Query()
-	v := view{course: q.Get("course"), choose: !q.Has("course")}
+	v := view{course: q.Get("course"), choose: !q.Has("course"), by: q.Get("by")}
+	if v.by != "" {
+		if err := experiments.ValidateDimensionName(v.by); err != nil {
+			return v, fmt.Errorf("by: %w", err)
+		}
+	}
+	if z := q.Get("zone"); z != "" {
+		loc, err := time.LoadLocation(z)
+		if err != nil || z == "Local" {
+			return v, fmt.Errorf("zone %q: want an IANA time zone name such as America/Los_Angeles, or UTC", z)
+		}
+		v.zone = loc
+	}
 	if q.Has("all_courses") {
 		all, err := strconv.ParseBool(q.Get("all_courses"))
 		if err != nil {
@@ -126,7 +151,10 @@ type GoalError struct {
 // resultsOf builds the reports of experiment x in the view v (the course
 // Results.CourseKey says when v.choose).
 func (a *Admin) resultsOf(ctx context.Context, st *state, x Detail, v view) Results {
-	res := Results{Reports: []results.Report{}, Errors: []GoalError{}, CourseKey: v.course, AllCourses: v.all}
+	res := Results{Reports: []results.Report{}, Errors: []GoalError{}, CourseKey: v.course, AllCourses: v.all, By: v.by, Zone: "UTC"}
+	if v.zone != nil {
+		res.Zone = v.zone.String()
+	}
 	if a.results == nil {
 		res.Message = "no results: Config.Results is not set and the store keeps no recordings"
 		return res
@@ -151,8 +179,12 @@ func (a *Admin) resultsOf(ctx context.Context, st *state, x Detail, v view) Resu
 	}
 	for _, name := range goals {
 		q := results.Query{Experiment: res.experiment(x.Flag), Goal: st.snap.Goals[name], Buckets: x.Buckets,
-			Weights: resultWeights(x.Experiment)} // the sample-ratio check expects the weights' split
+			Weights: resultWeights(x.Experiment), // the sample-ratio check expects the weights' split
+			Zone:    v.zone, Dimension: v.by}
 		rep, err := results.Build(ctx, a.results, q)
+		if err == nil && v.by != "" {
+			a.breakdown(ctx, &res, q)
+		}
 		switch {
 		case errors.Is(err, results.ErrNoExposures):
 			res.Message = "no participants yet"
@@ -167,6 +199,25 @@ func (a *Admin) resultsOf(ctx context.Context, st *state, x Detail, v view) Resu
 		}
 	}
 	return res
+}
+
+// breakdown adds q's breakdown to res, or its error.
+func (a *Admin) breakdown(ctx context.Context, res *Results, q results.Query) {
+	src, ok := a.results.(results.BreakdownSource)
+	if !ok {
+		res.Errors = append(res.Errors, GoalError{Goal: q.Goal.Name,
+			Error: fmt.Sprintf("by %s: the results source (%T) cannot break results down", q.Dimension, a.results)})
+		return
+	}
+	b, err := results.BuildBreakdown(ctx, src, q)
+	if err != nil {
+		res.Errors = append(res.Errors, GoalError{Goal: q.Goal.Name, Error: err.Error()})
+		if !errors.Is(err, results.ErrTooManyValues) && !errors.Is(err, results.ErrBucketOutOfRange) && !errors.Is(err, experiments.ErrInvalid) {
+			a.log.Warn("admin: breakdown failed", "experiment", q.Experiment.String(), "goal", q.Goal.Name, "by", q.Dimension, "err", err)
+		}
+		return
+	}
+	res.Breakdowns = append(res.Breakdowns, b)
 }
 
 func (a *Admin) apiResults(w http.ResponseWriter, r *http.Request, _ string) {

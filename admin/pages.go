@@ -38,6 +38,13 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{
 	},
 	"ops":     func() []experiments.Op { return conditionOps },
 	"percent": func(v float64) string { return strconv.FormatFloat(100*v, 'f', 1, 64) + "%" },
+	"total": func(r results.Report) int64 {
+		var n int64
+		for _, b := range r.Buckets {
+			n += b.Participants
+		}
+		return n
+	},
 	"signedPercent": func(v float64) string {
 		return fmt.Sprintf("%+.1f%%", 100*v)
 	},

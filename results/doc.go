@@ -37,6 +37,13 @@
 //	}
 //	fmt.Println(results.Verdict(srm, cmps)) // bucket 1 beats control with 96% confidence
 //
+// Reports carry a cumulative series per UTC day and one per week, weeks
+// starting on Monday in Query.Zone (UTC by default), DST included.
+// BuildBreakdown splits a report by a dimension recorded with the
+// exposures (experiments.Config.Dimensions: a browser, a site, an
+// attribute), one full Report per value, from a BreakdownSource; its
+// p-values are not adjusted across values (see Breakdown).
+//
 // An experiment is a flag in one course (or in none); Experiment's
 // AllCourses pools a flag's courses, each user counting once, in the
 // bucket of their first exposure.

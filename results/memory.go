@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -32,6 +33,7 @@ type participant struct {
 	bucket int
 	time   time.Time
 	day    int64 // days since 1970-01-01 UTC
+	dims   experiments.Dimensions
 }
 
 type conv struct {
@@ -63,7 +65,7 @@ func NewMemory(exposures []experiments.Exposure, conversions []experiments.Conve
 	}
 	for k, e := range first {
 		m.participants[k.Experiment] = append(m.participants[k.Experiment],
-			participant{user: k.user, bucket: e.Bucket, time: e.Time, day: dayOf(e.Time)})
+			participant{user: k.user, bucket: e.Bucket, time: e.Time, day: dayOf(e.Time), dims: e.Dimensions})
 	}
 	for x, ps := range m.participants {
 		m.experiments = append(m.experiments, x)
@@ -97,6 +99,15 @@ func NewMemory(exposures []experiments.Exposure, conversions []experiments.Conve
 	return m
 }
 
+// weekOf returns the days since 1970-01-01 of the Monday on or before
+// t's date in loc.
+func weekOf(t time.Time, loc *time.Location) int64 {
+	l := t.In(loc)
+	y, m, d := l.Date()
+	date := time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400
+	return date - int64((l.Weekday()+6)%7)
+}
+
 // dayOf returns the days since 1970-01-01 of t's UTC date.
 func dayOf(t time.Time) int64 {
 	s := t.Unix()
@@ -119,15 +130,34 @@ func (m *Memory) Experiments(ctx context.Context) ([]Experiment, error) {
 // Aggregate returns the aggregates of q.Goal in q.Experiment, as Source
 // documents.
 func (m *Memory) Aggregate(ctx context.Context, q Query) (Aggregates, error) {
-	if err := ctx.Err(); err != nil {
+	groups, err := m.aggregate(ctx, q, "")
+	if err != nil {
 		return Aggregates{}, err
 	}
+	return groups[0].Aggregates, nil
+}
+
+// AggregateBy returns the aggregates of q.Goal in q.Experiment per value
+// of q.Dimension, as BreakdownSource documents.
+func (m *Memory) AggregateBy(ctx context.Context, q Query) ([]ValueAggregates, error) {
+	if q.Dimension == "" {
+		return nil, fmt.Errorf("experiment %s: %w: no dimension to break down by", q.Experiment, experiments.ErrInvalid)
+	}
+	return m.aggregate(ctx, q, q.Dimension)
+}
+
+// aggregate returns q's aggregates per value of dimension dim; with dim
+// "", one group, of value "".
+func (m *Memory) aggregate(ctx context.Context, q Query, dim string) ([]ValueAggregates, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := q.Validate(); err != nil {
-		return Aggregates{}, fmt.Errorf("experiment %s: %w", q.Experiment, err)
+		return nil, fmt.Errorf("experiment %s: %w", q.Experiment, err)
 	}
 	ps := m.participantsOf(q.Experiment)
 	if len(ps) == 0 {
-		return Aggregates{}, fmt.Errorf("experiment %s: %w", q.Experiment, ErrNoExposures)
+		return nil, fmt.Errorf("experiment %s: %w", q.Experiment, ErrNoExposures)
 	}
 	lo, hi := ps[0].bucket, ps[0].bucket
 	for _, p := range ps {
@@ -136,18 +166,36 @@ func (m *Memory) Aggregate(ctx context.Context, q Query) (Aggregates, error) {
 	n := q.Buckets
 	switch {
 	case lo < 0:
-		return Aggregates{}, fmt.Errorf("experiment %s: a participant in bucket %d: %w", q.Experiment, lo, ErrBucketOutOfRange)
+		return nil, fmt.Errorf("experiment %s: a participant in bucket %d: %w", q.Experiment, lo, ErrBucketOutOfRange)
 	case n == 0 && hi >= MaxBuckets:
-		return Aggregates{}, fmt.Errorf("experiment %s: a participant in bucket %d, beyond %d buckets: %w",
+		return nil, fmt.Errorf("experiment %s: a participant in bucket %d, beyond %d buckets: %w",
 			q.Experiment, hi, MaxBuckets, ErrBucketOutOfRange)
 	case n == 0:
 		n = hi + 1
 	case hi >= n:
-		return Aggregates{}, fmt.Errorf("experiment %s: a participant in bucket %d, query for %d buckets: %w",
+		return nil, fmt.Errorf("experiment %s: a participant in bucket %d, query for %d buckets: %w",
 			q.Experiment, hi, n, ErrBucketOutOfRange)
 	}
+	byValue := make(map[string][]participant)
+	for _, p := range ps {
+		var v string
+		if dim != "" {
+			v, _ = p.dims.Get(dim)
+		}
+		byValue[v] = append(byValue[v], p)
+	}
+	out := make([]ValueAggregates, 0, len(byValue))
+	for _, v := range slices.Sorted(maps.Keys(byValue)) {
+		out = append(out, ValueAggregates{Value: v, Aggregates: m.aggregateOf(q, byValue[v], n)})
+	}
+	return out, nil
+}
 
+// aggregateOf returns the aggregates of q over participants ps (sorted
+// by exposure time, then user) in n buckets.
+func (m *Memory) aggregateOf(q Query, ps []participant, n int) Aggregates {
 	g := q.Goal
+	loc := q.zone()
 	valued := !g.Complex() && g.Value != experiments.ValueCount
 	var (
 		simple           map[string][]conv
@@ -164,17 +212,13 @@ func (m *Memory) Aggregate(ctx context.Context, q Query) (Aggregates, error) {
 		simple = m.conversions[g.Name]
 	}
 
-	type dayKey struct {
-		day    int64
-		bucket int
-	}
-	daily := make(map[dayKey]*Bucket)
-	row := func(day int64, bucket int) *Bucket {
+	daily, weekly := make(map[dayKey]*Bucket), make(map[dayKey]*Bucket)
+	row := func(rows map[dayKey]*Bucket, day int64, bucket int) *Bucket {
 		k := dayKey{day, bucket}
-		b := daily[k]
+		b := rows[k]
 		if b == nil {
 			b = &Bucket{Index: bucket}
-			daily[k] = b
+			rows[k] = b
 		}
 		return b
 	}
@@ -186,19 +230,20 @@ func (m *Memory) Aggregate(ctx context.Context, q Query) (Aggregates, error) {
 	for _, p := range ps {
 		b := &agg.Buckets[p.bucket]
 		b.Participants++
-		row(p.day, p.bucket).Participants++
+		row(daily, p.day, p.bucket).Participants++
+		row(weekly, weekOf(p.time, loc), p.bucket).Participants++
 
 		var (
 			converted bool
-			day       int64
+			at        conv // the conversion that converts p
 			count     int64
 			value     float64
 		)
 		if g.Complex() {
-			converted, day = reachedComplex(p, include, exclude)
+			converted, at = reachedComplex(p, include, exclude)
 			count = 1
 		} else if cs := attributed(simple[p.user], p.time); len(cs) > 0 {
-			converted, day = true, cs[0].day
+			converted, at = true, cs[0]
 			count = int64(len(cs))
 			if g.Once {
 				count = 1
@@ -212,23 +257,36 @@ func (m *Memory) Aggregate(ctx context.Context, q Query) (Aggregates, error) {
 		if converted {
 			b.Conversions++
 			b.Count += count
-			row(day, p.bucket).Conversions++
+			row(daily, at.day, p.bucket).Conversions++
+			row(weekly, weekOf(at.time, loc), p.bucket).Conversions++
 		}
 		b.ValueSum += value
 		b.ValueSumSquares += value * value
 	}
+	agg.Daily, agg.Weekly = dailyRows(daily), dailyRows(weekly)
+	return agg
+}
 
-	agg.Daily = make([]DailyBucket, 0, len(daily))
-	for k, b := range daily {
-		agg.Daily = append(agg.Daily, DailyBucket{Day: time.Unix(k.day*86400, 0).UTC(), Bucket: *b})
+// dayKey is a day (days since 1970-01-01) and a bucket.
+type dayKey struct {
+	day    int64
+	bucket int
+}
+
+// dailyRows returns the rows of days (days since 1970-01-01, bucket),
+// ordered by day then bucket.
+func dailyRows(rows map[dayKey]*Bucket) []DailyBucket {
+	out := make([]DailyBucket, 0, len(rows))
+	for k, b := range rows {
+		out = append(out, DailyBucket{Day: time.Unix(k.day*86400, 0).UTC(), Bucket: *b})
 	}
-	slices.SortFunc(agg.Daily, func(a, b DailyBucket) int {
+	slices.SortFunc(out, func(a, b DailyBucket) int {
 		if c := a.Day.Compare(b.Day); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.Index, b.Index)
 	})
-	return agg, nil
+	return out
 }
 
 // participantsOf returns x's participants, sorted by exposure time then
@@ -245,6 +303,8 @@ func (m *Memory) participantsOf(x Experiment) []participant {
 		}
 		for _, p := range m.participants[e] {
 			if old, ok := first[p.user]; ok {
+				// m.experiments is sorted: on equal times and buckets, the
+				// smallest course key, seen first, stays.
 				if c := p.time.Compare(old.time); c > 0 || c == 0 && p.bucket >= old.bucket {
 					continue
 				}
@@ -273,14 +333,15 @@ func attributed(cs []conv, t time.Time) []conv {
 }
 
 // reachedComplex reports whether p reached a complex goal whose
-// included and excluded goals' conversions are given, and the day: that
-// of the latest first attributed conversion of an included goal.
-func reachedComplex(p participant, include, exclude []map[string][]conv) (bool, int64) {
+// included and excluded goals' conversions are given, and the
+// conversion that reaches it: the latest first attributed conversion of
+// an included goal.
+func reachedComplex(p participant, include, exclude []map[string][]conv) (bool, conv) {
 	var last conv
 	for i, byUser := range include {
 		cs := attributed(byUser[p.user], p.time)
 		if len(cs) == 0 {
-			return false, 0
+			return false, conv{}
 		}
 		if i == 0 || cs[0].time.After(last.time) {
 			last = cs[0]
@@ -288,8 +349,8 @@ func reachedComplex(p participant, include, exclude []map[string][]conv) (bool, 
 	}
 	for _, byUser := range exclude {
 		if len(attributed(byUser[p.user], p.time)) > 0 {
-			return false, 0
+			return false, conv{}
 		}
 	}
-	return true, last.day
+	return true, last
 }

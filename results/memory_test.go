@@ -268,6 +268,17 @@ func TestMemoryAggregate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The weekly rows (TestMemoryWeekly) add up to the buckets too.
+			weekly := make(map[int]results.Bucket)
+			for _, d := range got.Weekly {
+				weekly[d.Index] = weekly[d.Index].Add(d.Bucket)
+			}
+			for _, b := range got.Buckets {
+				if s := weekly[b.Index]; s.Participants != b.Participants || s.Conversions != b.Conversions {
+					t.Errorf("bucket %d: weekly rows sum to %+v, want %+v", b.Index, s, b.Bucket)
+				}
+			}
+			got.Weekly = nil
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Aggregate =\n%s\nwant\n%s", formatAggregates(got), formatAggregates(tt.want))
 			}

@@ -70,6 +70,18 @@ type Query struct {
 	// relative weight per bucket ({50, 50} and {1, 1} are the same).
 	// Sources ignore it. Optional. Default: an even split.
 	Weights []float64
+	// Dimension breaks the participants down by the value of this
+	// dimension of their exposure (experiments.Exposure.Dimensions), for
+	// BuildBreakdown and BreakdownSource.AggregateBy; Build and
+	// Source.Aggregate ignore it. Optional. Default: "", no breakdown.
+	Dimension string
+	// Zone is the time zone of the weekly series: weeks start on Monday
+	// at midnight there (DST included). The daily series stays in UTC.
+	// It must be UTC or a zone loaded by its IANA name
+	// (time.LoadLocation("America/Los_Angeles")), which PostgreSQL knows
+	// too; time.Local and fixed zones are refused. Optional. Default:
+	// nil, UTC.
+	Zone *time.Location
 }
 
 // String returns "goal <name> in <experiment>".
@@ -79,9 +91,19 @@ func (q Query) String() string { return "goal " + q.Goal.Name + " in " + q.Exper
 // experiments.ErrInvalid: a goal that Goal.Validate refuses, a course
 // key with AllCourses, a negative Buckets, or Weights that differ in
 // length from a positive Buckets, hold a negative, NaN or infinite
-// weight, or no positive one.
+// weight, or no positive one; a Dimension that
+// experiments.ValidateDimensionName refuses; a Zone that is not UTC or
+// a zone of the IANA database loaded by name.
 func (q Query) Validate() error {
 	if err := q.Goal.Validate(); err != nil {
+		return err
+	}
+	if q.Dimension != "" {
+		if err := experiments.ValidateDimensionName(q.Dimension); err != nil {
+			return err
+		}
+	}
+	if err := validateZone(q.Zone); err != nil {
 		return err
 	}
 	if q.AllCourses && q.CourseKey != "" {
@@ -108,6 +130,36 @@ func (q Query) Validate() error {
 	}
 	return nil
 }
+
+// validateZone checks Query.Zone: nil, UTC, or a location whose name
+// time.LoadLocation loads.
+func validateZone(z *time.Location) error {
+	if z == nil || z == time.UTC {
+		return nil
+	}
+	name := z.String()
+	if name == "UTC" {
+		return nil
+	}
+	if name == "Local" || name == "" {
+		return fmt.Errorf("%w: zone %q: want UTC or an IANA zone name (America/Los_Angeles)", experiments.ErrInvalid, name)
+	}
+	if _, err := time.LoadLocation(name); err != nil {
+		return fmt.Errorf("%w: zone %q: not an IANA zone name: %w", experiments.ErrInvalid, name, err)
+	}
+	return nil
+}
+
+// zone returns q.Zone, UTC when nil.
+func (q Query) zone() *time.Location {
+	if q.Zone == nil {
+		return time.UTC
+	}
+	return q.Zone
+}
+
+// ZoneName returns the name of q.Zone: "UTC" when nil.
+func (q Query) ZoneName() string { return q.zone().String() }
 
 // MaxBuckets is the most buckets a report has, as experiments.NewFlag
 // allows: a participant in a higher bucket is ErrBucketOutOfRange.
@@ -137,6 +189,11 @@ type Aggregates struct {
 	// UTC day and bucket, ordered by Day then Index; value sums are 0.
 	// Cumulative turns them into running totals.
 	Daily []DailyBucket
+	// Weekly holds the same per week in Query.Zone and bucket: Day is
+	// the date of the week's Monday in the zone, as midnight UTC (so
+	// that a week is a date, whatever the zone's offsets), ordered by
+	// Day then Index.
+	Weekly []DailyBucket
 }
 
 // Source computes aggregates from recorded exposures and conversions.
@@ -156,9 +213,10 @@ type Aggregates struct {
 //  1. Participants. A participant is a user (Exposure.UserID) with an
 //     exposure whose Flag and CourseKey equal q's; with q.AllCourses,
 //     whose Flag equals q's, whatever its CourseKey. A user counts
-//     once, with their earliest exposure: the smallest Time, and among
-//     equal times the smallest Bucket. Its Bucket and Time are the
-//     participant's bucket and exposure time. (Stores keep one exposure
+//     once, with their earliest exposure: the smallest Time, among
+//     equal times the smallest Bucket, then the smallest CourseKey. Its
+//     Bucket, Time and Dimensions are the participant's bucket,
+//     exposure time and dimensions. (Stores keep one exposure
 //     per user and experiment, so the rule matters for all courses,
 //     where a user seen in several courses has an exposure in each.)
 //  2. Attribution. A participant's attributed conversions of goal name
@@ -196,6 +254,11 @@ type Aggregates struct {
 //     A row exists only when one of the two is positive. Rows are
 //     ordered by Day, then Index. Summed over days they give the
 //     Buckets' Participants and Conversions.
+//  7. Weekly. The same as Daily, by week instead of day: a time's week
+//     is the date of the Monday on or before its date in q.Zone (UTC
+//     when nil), as midnight UTC with Location time.UTC. Weeks follow
+//     the zone's calendar, so a week across a DST change lasts 167 or
+//     169 hours.
 //
 // Value sums are float64 sums: Memory adds each participant's values in
 // conversion time order (input order on equal times), then the
@@ -205,7 +268,8 @@ type Aggregates struct {
 // PostgreSQL both keep microseconds.
 //
 // In SQL (sqlstore), roughly: count the experiment's exposures per UTC
-// day and bucket; join the exposures of users who have a conversion of
+// day, week in the zone (date_trunc('week', time AT TIME ZONE zone))
+// and bucket; join the exposures of users who have a conversion of
 // the goal to their conversions with time >= the exposure time, GROUP BY
 // participant (count(*), sum(value), min(time)); then add both up per
 // day and bucket.
@@ -214,7 +278,7 @@ type Aggregates struct {
 // experiments.ErrInvalid); ErrNoExposures when the experiment has no
 // participant; ErrBucketOutOfRange when a participant's bucket is
 // negative or, with a positive q.Buckets, not below it. Each names the
-// experiment. Beyond Validate, q.Weights plays no part.
+// experiment. Beyond Validate, q.Weights and q.Dimension play no part.
 // Implementations are safe for concurrent use and honour ctx.
 type Source interface {
 	// Experiments returns the experiments that have exposures, sorted.
@@ -246,9 +310,15 @@ type Report struct {
 	Verdict ReportVerdict `json:"verdict"`
 	// MeansVerdict reads Means (and SRM); only for goals with a value.
 	MeansVerdict *ReportVerdict `json:"means_verdict,omitempty"`
-	// Series holds the cumulative totals at the end of each day with a
-	// new participant or conversion, in day order.
+	// Series holds the cumulative totals at the end of each UTC day with
+	// a new participant or conversion, in day order.
 	Series []ReportDay `json:"series"`
+	// Zone names the time zone of Weekly: Query.Zone, "UTC" by default.
+	Zone string `json:"zone"`
+	// Weekly holds the cumulative totals at the end of each week (Monday
+	// to Sunday in Zone) with a new participant or conversion, in week
+	// order.
+	Weekly []ReportWeek `json:"weekly"`
 }
 
 // ReportBucket is one bucket of a Report.
@@ -364,7 +434,19 @@ type ReportDay struct {
 	Buckets []ReportDayBucket `json:"buckets"`
 }
 
-// ReportDayBucket is one bucket's running totals in a ReportDay.
+// ReportWeek is the state of the experiment at the end of one week of
+// Report.Zone.
+type ReportWeek struct {
+	// Week is the week's Monday: its date in Report.Zone, as midnight
+	// UTC (2026-03-09T00:00:00Z is the week from Monday 9 March).
+	Week time.Time `json:"week"`
+	// Buckets holds every bucket's totals from the first week through
+	// Week, Index 0..n-1 in order.
+	Buckets []ReportDayBucket `json:"buckets"`
+}
+
+// ReportDayBucket is one bucket's running totals in a ReportDay or a
+// ReportWeek.
 type ReportDayBucket struct {
 	Index        int     `json:"index"`
 	Participants int64   `json:"participants"`
@@ -394,6 +476,11 @@ func Build(ctx context.Context, src Source, q Query) (Report, error) {
 	if err != nil {
 		return Report{}, fmt.Errorf("results: %w", err)
 	}
+	return reportOf(q, agg)
+}
+
+// reportOf turns q's aggregates into its Report (q is valid).
+func reportOf(q Query, agg Aggregates) (Report, error) {
 	if err := checkAggregates(q, agg); err != nil {
 		return Report{}, fmt.Errorf("results: %s: source: %w", q.Experiment, err)
 	}
@@ -445,6 +532,10 @@ func Build(ctx context.Context, src Source, q Query) (Report, error) {
 		r.MeansVerdict = &v
 	}
 	r.Series = reportSeries(Cumulative(agg.Daily), n)
+	r.Zone = q.ZoneName()
+	for _, d := range reportSeries(Cumulative(agg.Weekly), n) {
+		r.Weekly = append(r.Weekly, ReportWeek{Week: d.Day, Buckets: d.Buckets})
+	}
 	return r, nil
 }
 
@@ -472,10 +563,12 @@ func checkAggregates(q Query, agg Aggregates) error {
 				a.Index, a.Count, a.Conversions, ErrInvalidBucket)
 		}
 	}
-	for _, d := range agg.Daily {
-		if d.Index < 0 || d.Index >= n || d.Participants < 0 || d.Conversions < 0 {
-			return fmt.Errorf("daily row %s bucket %d: %d participants, %d conversions: %w",
-				d.Day.Format(time.DateOnly), d.Index, d.Participants, d.Conversions, ErrInvalidBucket)
+	for kind, rows := range map[string][]DailyBucket{"daily": agg.Daily, "weekly": agg.Weekly} {
+		for _, d := range rows {
+			if d.Index < 0 || d.Index >= n || d.Participants < 0 || d.Conversions < 0 {
+				return fmt.Errorf("%s row %s bucket %d: %d participants, %d conversions: %w",
+					kind, d.Day.Format(time.DateOnly), d.Index, d.Participants, d.Conversions, ErrInvalidBucket)
+			}
 		}
 	}
 	return nil
@@ -555,7 +648,8 @@ func reportSeries(points []SeriesPoint, n int) []ReportDay {
 // WriteText writes r as plain-text tables: the experiment, goal, verdict
 // and split check; the buckets with their rates and comparisons against
 // control; for a goal with a value, the values and their comparisons;
-// then the cumulative participants and rates per day.
+// then the cumulative participants and rates per UTC day, and per week
+// in r.Zone.
 func (r Report) WriteText(w io.Writer) error {
 	// Every cell ends in a tab so that rows with empty trailing cells
 	// stay in their column block; the padding this leaves at the end of
@@ -604,6 +698,21 @@ func (r Report) WriteText(w io.Writer) error {
 		for _, d := range r.Series {
 			cells := []string{d.Day.UTC().Format(time.DateOnly)}
 			for _, b := range d.Buckets {
+				cells = append(cells, fmt.Sprintf("%d/%d %s", b.Converted, b.Participants, percent(b.Rate, 1)))
+			}
+			row(cells...)
+		}
+	}
+	if len(r.Weekly) > 0 {
+		fmt.Fprintln(tw)
+		head := []string{"week (" + r.Zone + ")"}
+		for _, b := range r.Buckets {
+			head = append(head, bucketName(b.Index))
+		}
+		row(head...)
+		for _, w := range r.Weekly {
+			cells := []string{w.Week.UTC().Format(time.DateOnly)}
+			for _, b := range w.Buckets {
 				cells = append(cells, fmt.Sprintf("%d/%d %s", b.Converted, b.Participants, percent(b.Rate, 1)))
 			}
 			row(cells...)

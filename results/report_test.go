@@ -410,7 +410,8 @@ func TestReportWriteText(t *testing.T) {
 				}
 				return results.NewMemory(es, append(cs, c1...))
 			}(),
-			query: results.Query{Experiment: results.Experiment{Flag: testFlag, CourseKey: "course-v1:edX+Demo+2026"}, Goal: signup},
+			query: results.Query{Experiment: results.Experiment{Flag: testFlag, CourseKey: "course-v1:edX+Demo+2026"}, Goal: signup,
+				Zone: losAngeles},
 			want: `experiment    shop.checkout in course-v1:edX+Demo+2026
 goal          signup (once per participant)
 participants  2000
@@ -426,6 +427,10 @@ day         control       bucket 1
 2026-03-01  48/1000 4.8%  40/970 4.1%
 2026-03-02  48/1000 4.8%  40/1000 4.0%
 2026-03-03  48/1000 4.8%  70/1000 7.0%
+
+week (America/Los_Angeles)  control       bucket 1
+2026-02-23                  48/1000 4.8%  40/970 4.1%
+2026-03-02                  48/1000 4.8%  70/1000 7.0%
 `,
 		},
 		{
@@ -453,6 +458,9 @@ bucket 2  0            0.00   0.00  n/a                     n/a                 
 
 day         control    bucket 1   bucket 2
 2026-03-01  1/3 33.3%  2/4 50.0%  0/0 0.0%
+
+week (UTC)  control    bucket 1   bucket 2
+2026-02-23  1/3 33.3%  2/4 50.0%  0/0 0.0%
 `,
 		},
 		{
@@ -472,6 +480,9 @@ bucket 1  200           0          0.00%  n/a         n/a   n/a
 
 day         control     bucket 1
 2026-03-01  0/300 0.0%  0/200 0.0%
+
+week (UTC)  control     bucket 1
+2026-02-23  0/300 0.0%  0/200 0.0%
 `,
 		},
 	}

@@ -50,8 +50,10 @@ func (s *Store) startRecorder(cfg trackerConfig) {
 // ErrRecorderClosed. An exposure the table cannot hold (strings that are
 // not UTF-8, hold a NUL byte or are longer than 255 bytes, a bucket
 // beyond a 32-bit integer, a year outside 1–9999) is refused with an
-// error wrapping experiments.ErrInvalid. A zero e.Time is the time of the
-// call; times are truncated to the microsecond. ctx is not used.
+// error wrapping experiments.ErrInvalid. e.Dimensions go with it, as a
+// JSON object in the dimensions column (those of the exposure kept). A
+// zero e.Time is the time of the call; times are truncated to the
+// microsecond. ctx is not used.
 func (s *Store) RecordExposure(_ context.Context, e experiments.Exposure) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
@@ -127,8 +129,20 @@ func (s *Store) closeRecorder(ctx context.Context) error {
 // return. Records still queued are not in it (Flush first). Results query
 // the table with SQL.
 func (s *Store) Exposures() []experiments.Exposure {
-	return readAll(s, "exposures", "SELECT flag, course_key AS coursekey, user_id AS userid, bucket, time FROM "+s.t.exposures+
-		" ORDER BY time, flag, course_key, user_id", func(e *experiments.Exposure) *time.Time { return &e.Time })
+	type row struct {
+		experiments.Exposure
+		Dims []byte `db:"dims"`
+	}
+	rows := readAll(s, "exposures", "SELECT flag, course_key AS coursekey, user_id AS userid, bucket, time, dimensions AS dims FROM "+s.t.exposures+
+		" ORDER BY time, flag, course_key, user_id", func(r *row) *time.Time { return &r.Time })
+	out := make([]experiments.Exposure, len(rows))
+	for i, r := range rows {
+		out[i] = r.Exposure
+		if err := out[i].Dimensions.UnmarshalJSON(r.Dims); err != nil {
+			panic(fmt.Sprintf("sqlstore: reading exposures: dimensions %s: %v", r.Dims, err))
+		}
+	}
+	return out
 }
 
 // Conversions returns every conversion in the store's table, oldest
@@ -162,25 +176,28 @@ func readAll[T any](s *Store, what, query string, timeOf func(*T) *time.Time) []
 // writers, retries and other processes commit. DISTINCT ON also sorts
 // the rows by key, so concurrent batches lock rows in the same order.
 func insertExposuresQuery(table string) string {
-	return "INSERT INTO " + table + " AS x (flag, course_key, user_id, bucket, time)" +
-		" SELECT DISTINCT ON (flag, course_key, user_id) flag, course_key, user_id, bucket, time" +
-		" FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::timestamptz[])" +
-		" WITH ORDINALITY AS u (flag, course_key, user_id, bucket, time, n)" +
+	return "INSERT INTO " + table + " AS x (flag, course_key, user_id, bucket, time, dimensions)" +
+		" SELECT DISTINCT ON (flag, course_key, user_id) flag, course_key, user_id, bucket, time, dimensions::jsonb" +
+		" FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::timestamptz[], $6::text[])" +
+		" WITH ORDINALITY AS u (flag, course_key, user_id, bucket, time, dimensions, n)" +
 		" ORDER BY flag, course_key, user_id, time, n" +
-		" ON CONFLICT (flag, course_key, user_id) DO UPDATE SET bucket = excluded.bucket, time = excluded.time" +
-		" WHERE excluded.time < x.time"
+		" ON CONFLICT (flag, course_key, user_id) DO UPDATE SET bucket = excluded.bucket, time = excluded.time," +
+		" dimensions = excluded.dimensions WHERE excluded.time < x.time"
 }
 
 // exposureArgs returns the arguments of insertExposuresQuery.
 func exposureArgs(exposures []experiments.Exposure) []any {
 	n := len(exposures)
 	flags, courses, users, times := make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n), make(pq.StringArray, n)
+	dims := make(pq.StringArray, n)
 	buckets := make(pq.Int64Array, n)
 	for i := range exposures {
 		e := &exposures[i]
 		flags[i], courses[i], users[i], buckets[i], times[i] = e.Flag, e.CourseKey, e.UserID, int64(e.Bucket), pgTime(e.Time)
+		j, _ := e.Dimensions.MarshalJSON() // a JSON object of valid strings: cannot fail
+		dims[i] = string(j)
 	}
-	return []any{flags, courses, users, buckets, times}
+	return []any{flags, courses, users, buckets, times, dims}
 }
 
 // insertConversionsQuery inserts a batch of conversions in one statement,

@@ -28,8 +28,14 @@ func TestRecorderKeepsTheEarliestExposure(t *testing.T) {
 	// Only Flush hands a batch over: each step is one batch.
 	s := openStore(t, sqlstore.WithRecorder(sqlstore.WithFlushInterval(time.Hour)))
 	at := func(minutes int) time.Time { return time.Date(2026, 5, 4, 12, minutes, 0, 0, time.UTC) }
+	// Each exposure has dimensions of its own: those of the one kept stay.
 	exposure := func(minutes, bucket int) experiments.Exposure {
-		return experiments.Exposure{Flag: recordedFlag.Name(), CourseKey: "course-v1:X+Y+Z", UserID: "7", Bucket: bucket, Time: at(minutes)}
+		dims, err := experiments.NewDimensions(map[string]string{"browser": "b" + strconv.Itoa(10*minutes+bucket), "site": "s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return experiments.Exposure{Flag: recordedFlag.Name(), CourseKey: "course-v1:X+Y+Z", UserID: "7", Bucket: bucket, Time: at(minutes),
+			Dimensions: dims}
 	}
 	for _, step := range []struct {
 		name   string

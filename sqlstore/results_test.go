@@ -28,17 +28,30 @@ type recorded struct {
 // exposure, some before it.
 func randomRecords(seed uint64, users int) recorded {
 	r := rand.New(rand.NewPCG(seed, 1))
-	start := time.Date(2026, 11, 1, 23, 0, 0, 0, time.UTC)
+	// Five days each side of a DST change in Los Angeles, where weeks
+	// start at 07:00 or 08:00 UTC: around 2026-03-08 and 2026-11-01.
+	starts := []time.Time{time.Date(2026, 3, 6, 23, 0, 0, 0, time.UTC), time.Date(2026, 10, 29, 23, 0, 0, 0, time.UTC)}
+	browsers := []string{"", "Chrome", "Firefox", "Safari"}
 	var d recorded
 	for u := range users {
 		id := fmt.Sprint("u", u)
-		exposed := start.Add(time.Duration(r.IntN(5*24*3600)) * time.Second)
+		exposed := starts[r.IntN(2)].Add(time.Duration(r.IntN(5*24*3600)) * time.Second)
 		for _, course := range []string{"course-v1:X+Y+Z", ""} {
 			if r.IntN(4) == 0 {
 				continue
 			}
+			// Each exposure its own browser, so that in all courses the
+			// tie rule picks the dimensions too.
+			m := map[string]string{"site": "s"}
+			if b := browsers[r.IntN(len(browsers))]; b != "" {
+				m["browser"] = b
+			}
+			dims, err := experiments.NewDimensions(m)
+			if err != nil {
+				panic(err)
+			}
 			d.exposures = append(d.exposures, experiments.Exposure{
-				Flag: "ns.exp", CourseKey: course, UserID: id, Bucket: r.IntN(3), Time: exposed,
+				Flag: "ns.exp", CourseKey: course, UserID: id, Bucket: r.IntN(3), Time: exposed, Dimensions: dims,
 			})
 		}
 		for range r.IntN(5) {
@@ -56,15 +69,17 @@ func randomRecords(seed uint64, users int) recorded {
 func (d recorded) insert(t testing.TB, db *sqlx.DB, schema string) {
 	t.Helper()
 	q := pq.QuoteIdentifier(schema) + "."
-	var flags, courses, users, etimes []string
+	var flags, courses, users, etimes, dims []string
 	var buckets []int64
 	for _, e := range d.exposures {
 		flags, courses, users = append(flags, e.Flag), append(courses, e.CourseKey), append(users, e.UserID)
 		buckets, etimes = append(buckets, int64(e.Bucket)), append(etimes, e.Time.Format(time.RFC3339Nano))
+		j, _ := e.Dimensions.MarshalJSON()
+		dims = append(dims, string(j))
 	}
-	db.MustExec("INSERT INTO "+q+"experiments_exposures (flag, course_key, user_id, bucket, time) "+
-		"SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::timestamptz[])",
-		pq.Array(flags), pq.Array(courses), pq.Array(users), pq.Array(buckets), pq.Array(etimes))
+	db.MustExec("INSERT INTO "+q+"experiments_exposures (flag, course_key, user_id, bucket, time, dimensions) "+
+		"SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::timestamptz[], $6::jsonb[])",
+		pq.Array(flags), pq.Array(courses), pq.Array(users), pq.Array(buckets), pq.Array(etimes), pq.Array(dims))
 	var goals, cusers, ctimes []string
 	var values []float64
 	for _, c := range d.conversions {
@@ -78,7 +93,8 @@ func (d recorded) insert(t testing.TB, db *sqlx.DB, schema string) {
 }
 
 // The SQL aggregation gives what the in-memory reference gives, for every
-// kind of goal.
+// kind of goal, in UTC and in Los Angeles' weeks, whole and broken down
+// by a dimension.
 func TestAggregateMatchesTheReference(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
@@ -119,7 +135,10 @@ func TestAggregateMatchesTheReference(t *testing.T) {
 		for _, g := range goals {
 			for _, n := range []int{0, 4} {
 				q := results.Query{Experiment: exp, Goal: g, Buckets: n}
-				t.Run(fmt.Sprintf("%s %s once=%v value=%s buckets=%d", exp, g.Name, g.Once, g.Value, n), func(t *testing.T) {
+				if n == 4 {
+					q.Zone = losAngeles
+				}
+				t.Run(fmt.Sprintf("%s %s once=%v value=%s buckets=%d zone=%s", exp, g.Name, g.Once, g.Value, n, q.ZoneName()), func(t *testing.T) {
 					got, err := s.Aggregate(ctx, q)
 					if err != nil {
 						t.Fatal(err)
@@ -129,6 +148,26 @@ func TestAggregateMatchesTheReference(t *testing.T) {
 						t.Fatal(err)
 					}
 					sameAggregates(t, got, want)
+					for _, dim := range []string{"browser", "site", "absent"} {
+						q.Dimension = dim
+						got, err := s.AggregateBy(ctx, q)
+						if err != nil {
+							t.Fatal(err)
+						}
+						want, err := mem.AggregateBy(ctx, q)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if len(got) != len(want) {
+							t.Fatalf("by %s: %d values, want %d", dim, len(got), len(want))
+						}
+						for i := range got {
+							if got[i].Value != want[i].Value {
+								t.Fatalf("by %s: value %d is %q, want %q", dim, i, got[i].Value, want[i].Value)
+							}
+							sameAggregates(t, got[i].Aggregates, want[i].Aggregates)
+						}
+					}
 				})
 			}
 		}
@@ -153,7 +192,18 @@ func sameAggregates(t *testing.T, got, want results.Aggregates) {
 	if !reflect.DeepEqual(got.Daily, want.Daily) {
 		t.Errorf("daily rows differ:\n got %+v\nwant %+v", got.Daily, want.Daily)
 	}
+	if !reflect.DeepEqual(got.Weekly, want.Weekly) {
+		t.Errorf("weekly rows differ:\n got %+v\nwant %+v", got.Weekly, want.Weekly)
+	}
 }
+
+var losAngeles = func() *time.Location {
+	loc, err := time.LoadLocation("America/Los_Angeles")
+	if err != nil {
+		panic(err)
+	}
+	return loc
+}()
 
 func near(a, b float64) bool {
 	return a == b || math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b))

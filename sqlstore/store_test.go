@@ -76,8 +76,8 @@ func TestOpenIsIdempotentAndSafeConcurrently(t *testing.T) {
 	if err := testDB(t).Get(&version, "SELECT version FROM "+pq.QuoteIdentifier(schema)+".experiments_schema_migrations"); err != nil {
 		t.Fatal(err)
 	}
-	if version != 5 {
-		t.Errorf("migration version %d, want 5", version)
+	if version != 6 {
+		t.Errorf("migration version %d, want 6", version)
 	}
 }
 

@@ -39,6 +39,7 @@ type seed struct {
 	converted   [2]int64 // enrolled, and bought once each
 	plain       [2]int64 // participants without a course
 	purchaseSum [2]float64
+	browsers    map[string]int64 // participants in course per browser ("" for none)
 }
 
 func testDSN() string               { return pgtest.DSN() }
@@ -67,7 +68,7 @@ func openTestStore(t testing.TB, schema string) *sqlstore.Store {
 func seedStore(t *testing.T) seed {
 	t.Helper()
 	ctx := context.Background()
-	sd := seed{schema: newSchema(t), dsn: testDSN()}
+	sd := seed{schema: newSchema(t), dsn: testDSN(), browsers: map[string]int64{}}
 	s := openTestStore(t, sd.schema)
 	for name, r := range map[string]experiments.Rule{
 		checkoutFlag:        experiments.On(),
@@ -98,10 +99,17 @@ func seedStore(t *testing.T) seed {
 		now = now.Add(time.Minute)
 		return now
 	}
-	x := experiments.New(experiments.Config{Store: s, Recorder: s, Now: clock})
+	x := experiments.New(experiments.Config{Store: s, Recorder: s, Now: clock, Site: "shop.example",
+		Dimensions: []string{"browser", experiments.DimensionSite}})
 	checkout := experiments.NewFlagSet().NewFlag("shop", "checkout")
 	for i := range courseUsers {
-		rctx := x.NewContext(ctx, experiments.User{ID: fmt.Sprintf("u%03d", i)})
+		browser := []string{"", "Chrome", "Firefox"}[i%3]
+		u := experiments.User{ID: fmt.Sprintf("u%03d", i)}
+		if browser != "" {
+			u.Attributes = map[string]any{"browser": browser}
+		}
+		sd.browsers[browser]++
+		rctx := x.NewContext(ctx, u)
 		d := checkout.Decide(rctx, course)
 		if d.Err != nil || d.Reason != experiments.ReasonHashed {
 			t.Fatalf("user %d: decision %+v", i, d)
@@ -343,6 +351,38 @@ func TestCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("report -by breaks the report down by a dimension of the exposures", func(t *testing.T) {
+		var bs []results.Breakdown
+		decodeStrict(t, runOK(t, args("report", "-flag", checkoutFlag, "-course", course, "-goal", "enrolled", "-by", "browser", "-json")...), &bs)
+		if len(bs) != 1 || bs[0].Dimension != "browser" || bs[0].Goal != "enrolled" || len(bs[0].Rows) != 3 {
+			t.Fatalf("breakdowns: %+v, want one by browser with 3 rows", bs)
+		}
+		for i, want := range []string{"", "Chrome", "Firefox"} {
+			row := bs[0].Rows[i]
+			n := row.Report.Buckets[0].Participants + row.Report.Buckets[1].Participants
+			if row.Value != want || n != sd.browsers[want] {
+				t.Errorf("row %d: %q with %d participants, want %q with %d", i, row.Value, n, want, sd.browsers[want])
+			}
+		}
+		var site []results.Breakdown
+		decodeStrict(t, runOK(t, args("report", "-flag", checkoutFlag, "-course", course, "-goal", "enrolled", "-by", "site", "-json")...), &site)
+		if len(site) != 1 || len(site[0].Rows) != 1 || site[0].Rows[0].Value != "shop.example" {
+			t.Errorf("by site: %+v, want one row, shop.example", site)
+		}
+		text := runOK(t, args("report", "-flag", checkoutFlag, "-course", course, "-goal", "enrolled", "-by", "browser")...)
+		for _, want := range []string{
+			`(?m)\A=== \[1/1\] shop\.checkout in ` + regexp.QuoteMeta(course) + `, goal enrolled, by browser ===$`,
+			fmt.Sprintf(`(?m)^\(none\)\s+%d\s`, sd.browsers[""]),
+			fmt.Sprintf(`(?m)^Chrome\s+%d\s`, sd.browsers["Chrome"]),
+			fmt.Sprintf(`(?m)^Firefox\s+%d\s`, sd.browsers["Firefox"]),
+			`(?m)^3 values: p-values are not adjusted across values`,
+		} {
+			if !regexp.MustCompile(want).MatchString(text) {
+				t.Errorf("report -by: no line matching %s in\n%s", want, text)
+			}
+		}
+	})
+
 	t.Run("report uses the flag's stored weights without -weights", func(t *testing.T) {
 		s := openTestStore(t, sd.schema)
 		ctx := context.Background()
@@ -358,6 +398,26 @@ func TestCommands(t *testing.T) {
 		decodeStrict(t, runOK(t, args("report", "-flag", checkoutFlag, "-course", course, "-goal", "enrolled", "-weights", "1/1", "-json")...), &reports)
 		if len(reports) != 1 || !reflect.DeepEqual(reports[0].SRM.Weights, []float64{5000, 5000}) {
 			t.Errorf("reports %+v, want -weights to beat the stored ones", reports)
+		}
+	})
+
+	t.Run("report -zone gives the weekly rows in that zone, the days staying UTC", func(t *testing.T) {
+		var reports []results.Report
+		decodeStrict(t, runOK(t, args("report", "-flag", checkoutFlag, "-course", course, "-goal", "enrolled",
+			"-zone", "America/Los_Angeles", "-json")...), &reports)
+		if len(reports) != 1 {
+			t.Fatalf("%d reports", len(reports))
+		}
+		r := reports[0]
+		// 18:01 UTC on Monday 2 March to the next morning: Monday in Los Angeles.
+		if r.Zone != "America/Los_Angeles" || len(r.Weekly) != 1 || !r.Weekly[0].Week.Equal(time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)) ||
+			r.Weekly[0].Buckets[1].Participants != sd.course[1] || r.Weekly[0].Buckets[1].Converted != sd.converted[1] || len(r.Series) != 2 {
+			t.Errorf("zone %q, weekly %+v, %d days; want America/Los_Angeles, the week of 2026-03-02 with every participant, 2 days",
+				r.Zone, r.Weekly, len(r.Series))
+		}
+		text := runOK(t, args("report", "-flag", checkoutFlag, "-course", course, "-goal", "enrolled", "-zone", "America/Los_Angeles")...)
+		if want := fmt.Sprintf(`(?m)^week \(America/Los_Angeles\)\s+control\s+bucket 1\n2026-03-02\s+%d/%d `, sd.converted[0], sd.course[0]); !regexp.MustCompile(want).MatchString(text) {
+			t.Errorf("report -zone: no lines matching %s in\n%s", want, text)
 		}
 	})
 
@@ -387,6 +447,9 @@ func TestCommands(t *testing.T) {
 		{"nok, a single weight", args("report", "-weights", "1"), "", exitUsage, `invalid value "1" for flag -weights: weights 1: 1 weights: want 2 to 1024`},
 		{"nok, a negative weight", args("report", "-weights", "1/-1"), "", exitUsage, `invalid value "1/-1" for flag -weights: weight 1 is -1`},
 		{"nok, -weights of another count than -buckets", args("report", "-weights", "90/10", "-buckets", "3"), "", exitUsage, "-weights 90/10: 2 weights for -buckets 3"},
+		{"nok, -zone unknown", args("report", "-zone", "Mars/Olympus"), "", exitUsage, `invalid value "Mars/Olympus" for flag -zone: unknown time zone`},
+		{"nok, -zone Local", args("report", "-zone", "Local"), "", exitUsage, `invalid value "Local" for flag -zone: want an IANA time zone name`},
+		{"nok, -by not a dimension name", args("report", "-by", "a b"), "", exitUsage, `-by: invalid: dimension name "a b"`},
 		{"nok, unknown goal", args("report", "-goal", "signup"), "", exitUsage, `experiments: unknown goal "signup"; goals: enrolled, purchase` + "\n"},
 		{"nok, empty -goal", args("report", "-goal", ""), "", exitUsage, "-goal is empty"},
 		{"nok, configured flag without exposures", args("report", "-flag", "shop.banner"), "", exitUsage, `experiments: flag "shop.banner" has no exposures; flags with exposures: shop.checkout` + "\n"},

@@ -11,22 +11,34 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+	_ "time/tzdata" // -zone works where the system has no zone database
 
 	"github.com/abkit/experiments"
 	"github.com/abkit/experiments/results"
 )
 
 const reportUsage = `Usage:
-  experiments report [-dsn DSN] [-schema S] [-flag F] [-course C] [-goal G] [-buckets N] [-weights W] [-json]
+  experiments report [-dsn DSN] [-schema S] [-flag F] [-course C] [-goal G] [-buckets N] [-weights W]
+                     [-zone ZONE] [-by DIMENSION] [-json]
 
 Prints the results of every experiment with exposures that the filters
 match (a flag, in a course or in none), for every goal: participants,
 conversions and rates per bucket, each bucket against control (bucket 0)
 with 95% intervals and p-values, the split check and the verdict, then
-the cumulative totals per day. Experiments come by flag then course,
-goals by name; a line "=== [i/n] <experiment>, goal <name> ===" starts
-each report. -json prints one JSON array of the reports
-(results.Report), for scripts.
+the cumulative totals per UTC day and per week (from Monday, in -zone).
+Experiments come by flag then course, goals by name; a line
+"=== [i/n] <experiment>, goal <name> ===" starts each report. -json
+prints one JSON array of the reports (results.Report), for scripts.
+
+  -zone ZONE      the time zone of the weekly rows, an IANA name
+                  ("America/Los_Angeles"). Default: UTC. Days stay UTC.
+  -by DIMENSION   break each report down by a dimension recorded with the
+                  exposures (experiments.Config.Dimensions: "browser",
+                  "site"): one table a report, a row per value, "(none)"
+                  for participants without one; -json prints an array of
+                  results.Breakdown, a full report per value. Its p-values
+                  are not adjusted across values: read it as leads.
 
 Filters (each optional; exact, case-sensitive matches):
   -flag F     only flag F, its full name ("course_experience.upgrade_button").
@@ -60,6 +72,8 @@ type reportOptions struct {
 	flag, course, goal string
 	buckets            bucketsValue
 	weights            weightsValue
+	zone               zoneValue
+	by                 string
 }
 
 func reportFlags(o *reportOptions) *flag.FlagSet {
@@ -72,6 +86,8 @@ func reportFlags(o *reportOptions) *flag.FlagSet {
 		" (default the highest bucket with participants + 1)")
 	fs.Var(&o.weights, "weights", "the split `weights` expected, one per bucket, control first, as 90/10 "+
 		"(default the flag's stored weights, else equal shares)")
+	fs.Var(&o.zone, "zone", "time `zone` of the weekly rows, an IANA name such as America/Los_Angeles (default UTC)")
+	fs.StringVar(&o.by, "by", "", "break the reports down by `dimension` (a name of Config.Dimensions)")
 	return fs
 }
 
@@ -107,6 +123,28 @@ func (o *reportOptions) splitOf(meta map[string]experiments.ExperimentMeta, e re
 	return experiments.SlotSplit(w)
 }
 
+// zoneValue is -zone: nil when not given.
+type zoneValue struct{ loc *time.Location }
+
+func (z *zoneValue) String() string {
+	if z.loc == nil {
+		return ""
+	}
+	return z.loc.String()
+}
+
+func (z *zoneValue) Set(s string) error {
+	if s == "" || s == "Local" {
+		return errors.New("want an IANA time zone name such as America/Los_Angeles, or UTC")
+	}
+	loc, err := time.LoadLocation(s)
+	if err != nil {
+		return errors.New("unknown time zone: want an IANA name such as America/Los_Angeles, or UTC")
+	}
+	z.loc = loc
+	return nil
+}
+
 // bucketsValue is -buckets: 0 when not given.
 type bucketsValue int
 
@@ -139,6 +177,11 @@ func report(ctx context.Context, g common, args []string, stdout, stderr io.Writ
 
 	if o.weights != nil && o.buckets > 0 && len(o.weights) != int(o.buckets) {
 		return usagef("-weights %s: %d weights for -buckets %d", o.weights.String(), len(o.weights), o.buckets)
+	}
+	if set["by"] {
+		if err := experiments.ValidateDimensionName(o.by); err != nil {
+			return &usageError{err: fmt.Errorf("-by: %w", err), hint: "Run 'experiments report -h' for usage."}
+		}
 	}
 
 	s, err := openStore(ctx, o.common, stderr)
@@ -174,12 +217,28 @@ func report(ctx context.Context, g common, args []string, stdout, stderr io.Writ
 
 	// A report that fails (bad data in one experiment) does not keep the
 	// others from being printed; the failures are returned after them.
-	reports := make([]results.Report, 0, len(exps)*len(goals))
-	var failed []error
+	var (
+		reports    = make([]results.Report, 0, len(exps)*len(goals))
+		breakdowns []results.Breakdown
+		failed     []error
+	)
 	for _, e := range exps {
 		for _, g := range goals {
-			r, err := results.Build(ctx, s, results.Query{Experiment: e, Goal: g, Buckets: int(o.buckets),
-				Weights: o.splitOf(snap.Data().Meta, e)})
+			q := results.Query{Experiment: e, Goal: g, Buckets: int(o.buckets), Zone: o.zone.loc, Dimension: o.by,
+				Weights: o.splitOf(snap.Data().Meta, e)}
+			var (
+				r   results.Report
+				err error
+			)
+			if o.by != "" {
+				var b results.Breakdown
+				b, err = results.BuildBreakdown(ctx, s, q)
+				if err == nil {
+					breakdowns = append(breakdowns, b)
+				}
+			} else {
+				r, err = results.Build(ctx, s, q)
+			}
 			if o.weights != nil && errors.Is(err, results.ErrBucketOutOfRange) {
 				return usagef("-weights %s: %w", o.weights.String(), err)
 			}
@@ -193,7 +252,9 @@ func report(ctx context.Context, g common, args []string, stdout, stderr io.Writ
 				failed = append(failed, fmt.Errorf("%s, goal %s: %w", e, g.Name, err))
 				continue
 			}
-			reports = append(reports, r)
+			if o.by == "" {
+				reports = append(reports, r)
+			}
 		}
 	}
 	defer func() {
@@ -204,12 +265,16 @@ func report(ctx context.Context, g common, args []string, stdout, stderr io.Writ
 
 	w := bufio.NewWriter(stdout)
 	if o.json {
-		if err := writeJSON(w, reports); err != nil {
+		var v any = reports
+		if o.by != "" {
+			v = append([]results.Breakdown{}, breakdowns...)
+		}
+		if err := writeJSON(w, v); err != nil {
 			return err
 		}
 		return w.Flush()
 	}
-	if len(reports) == 0 && len(failed) == 0 {
+	if len(reports) == 0 && len(breakdowns) == 0 && len(failed) == 0 {
 		fmt.Fprintln(w, "no experiment has exposures yet")
 	}
 	for i, r := range reports {
@@ -218,6 +283,15 @@ func report(ctx context.Context, g common, args []string, stdout, stderr io.Writ
 		}
 		fmt.Fprintf(w, "=== [%d/%d] %s, goal %s ===\n", i+1, len(reports), r.Experiment, r.Goal.Name)
 		if err := r.WriteText(w); err != nil {
+			return err
+		}
+	}
+	for i, b := range breakdowns {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "=== [%d/%d] %s, goal %s, by %s ===\n", i+1, len(breakdowns), b.Experiment, b.Goal, b.Dimension)
+		if err := b.WriteText(w); err != nil {
 			return err
 		}
 	}
