@@ -376,7 +376,9 @@ func (c *cond) equals(k attrKind, s string, b bool, n float64) bool {
 			return ok
 		}
 		for _, v := range c.strs {
-			if v == s {
+			// Length and first byte first: most values differ there, and
+			// comparing them is inlined where == calls memequal.
+			if len(v) == len(s) && v[0] == s[0] && v == s {
 				return true
 			}
 		}
