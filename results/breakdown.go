@@ -97,11 +97,8 @@ type BreakdownRow struct {
 // when src breaks the contract, ErrTooManyValues beyond
 // MaxBreakdownValues values.
 func BuildBreakdown(ctx context.Context, src BreakdownSource, q Query) (Breakdown, error) {
-	if q.Buckets == 0 && q.Weights != nil {
-		q.Buckets = len(q.Weights)
-	}
-	if err := q.Validate(); err != nil {
-		return Breakdown{}, fmt.Errorf("results: %s: %w", q.Experiment, err)
+	if err := q.prepare(); err != nil {
+		return Breakdown{}, err
 	}
 	if q.Dimension == "" {
 		return Breakdown{}, fmt.Errorf("results: %s: %w: no dimension to break down by", q.Experiment, experiments.ErrInvalid)

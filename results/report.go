@@ -454,6 +454,18 @@ type ReportDayBucket struct {
 	Rate         float64 `json:"rate"`
 }
 
+// prepare gives q the number of buckets of its weights when it has none,
+// and validates it, for Build and BuildBreakdown.
+func (q *Query) prepare() error {
+	if q.Buckets == 0 && q.Weights != nil {
+		q.Buckets = len(q.Weights)
+	}
+	if err := q.Validate(); err != nil {
+		return fmt.Errorf("results: %s: %w", q.Experiment, err)
+	}
+	return nil
+}
+
 // Build computes the Report of q from src: the aggregates, then
 // CompareRates of every bucket against control (and CompareMeans for a
 // goal with a value), SampleRatioMismatch with q.Weights, Verdict and
@@ -466,11 +478,8 @@ type ReportDayBucket struct {
 // contract (missing buckets, impossible counts, sums that are not
 // finite).
 func Build(ctx context.Context, src Source, q Query) (Report, error) {
-	if q.Buckets == 0 && q.Weights != nil {
-		q.Buckets = len(q.Weights)
-	}
-	if err := q.Validate(); err != nil {
-		return Report{}, fmt.Errorf("results: %s: %w", q.Experiment, err)
+	if err := q.prepare(); err != nil {
+		return Report{}, err
 	}
 	agg, err := src.Aggregate(ctx, q)
 	if err != nil {
