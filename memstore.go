@@ -41,6 +41,7 @@ var (
 	_ Recorder    = (*MemStore)(nil)
 	_ Auditor     = (*MemStore)(nil)
 	_ Assignments = (*MemStore)(nil)
+	_ Writer      = (*MemStore)(nil)
 )
 
 // maxHistory is how many changes a MemStore keeps for History.

@@ -18,6 +18,21 @@ type Store interface {
 	Snapshot(ctx context.Context) (*Snapshot, error)
 }
 
+// Writer changes what decisions read: flags and their rules, course and
+// org overrides, experiment values and meta. MemStore and sqlstore.Store
+// implement it, each write audited (Auditor) and published to decisions
+// at once; the staff dashboard (package admin) and the stores'
+// conformance suite (package storetest) write through it. Errors wrap
+// ErrInvalid for input a store refuses.
+type Writer interface {
+	SetFlag(ctx context.Context, name string, r Rule) error
+	DeleteFlag(ctx context.Context, name string) error
+	SetCourseOverride(ctx context.Context, name, courseKey string, s State) error
+	SetOrgOverride(ctx context.Context, name, org string, s State) error
+	SetExperimentValue(ctx context.Context, experimentID int, key, value string) error
+	SetExperimentMeta(ctx context.Context, flag string, m ExperimentMeta) error
+}
+
 // Enrollments tells when a user enrolled in a course, for flags with an
 // enrollment window (WithExperimentID). A user who is not enrolled gives
 // found=false and a nil error; err means the lookup failed.

@@ -82,12 +82,7 @@ func (p Permission) String() string {
 type Store interface {
 	experiments.Store
 	experiments.Auditor
-	SetFlag(ctx context.Context, name string, r experiments.Rule) error
-	DeleteFlag(ctx context.Context, name string) error
-	SetCourseOverride(ctx context.Context, name, courseKey string, s experiments.State) error
-	SetOrgOverride(ctx context.Context, name, org string, s experiments.State) error
-	SetExperimentValue(ctx context.Context, experimentID int, key, value string) error
-	SetExperimentMeta(ctx context.Context, flag string, m experiments.ExperimentMeta) error
+	experiments.Writer
 }
 
 // Config configures the dashboard.

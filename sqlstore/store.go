@@ -46,6 +46,7 @@ var (
 	_ experiments.Store       = (*Store)(nil)
 	_ experiments.Enrollments = (*Store)(nil)
 	_ experiments.Auditor     = (*Store)(nil)
+	_ experiments.Writer      = (*Store)(nil)
 )
 
 // Store is a PostgreSQL experiments.Store, experiments.Enrollments,

@@ -42,15 +42,10 @@ type Store interface {
 	experiments.Enrollments
 	experiments.Recorder
 	experiments.Auditor
-	SetFlag(ctx context.Context, name string, r experiments.Rule) error
-	DeleteFlag(ctx context.Context, name string) error
-	SetCourseOverride(ctx context.Context, name, courseKey string, s experiments.State) error
-	SetOrgOverride(ctx context.Context, name, org string, s experiments.State) error
-	SetExperimentValue(ctx context.Context, experimentID int, key, value string) error
+	experiments.Writer
 	SetEnrollment(ctx context.Context, userID, courseKey string, created time.Time) error
 	SetGoal(ctx context.Context, g experiments.Goal) error
 	DeleteGoal(ctx context.Context, name string) error
-	SetExperimentMeta(ctx context.Context, flag string, m experiments.ExperimentMeta) error
 }
 
 // Reader reads back what a store's Recorder kept, oldest first, with
