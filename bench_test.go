@@ -40,14 +40,18 @@ func benchRuntime(tb testing.TB, cfg experiments.Config) (*experiments.Experimen
 
 // BenchmarkBucketFirst is the first decision in a request: fresh request
 // state, warm store, two buckets, a course key, a different user each time.
-func BenchmarkBucketFirst(b *testing.B) {
+func BenchmarkBucketFirst(b *testing.B) { benchFirst(b, benchFlag) }
+
+// benchFirst times f's first decision in a request, for a different user
+// each time.
+func benchFirst(b *testing.B, f *experiments.ExperimentFlag) {
 	x, users := benchRuntime(b, experiments.Config{})
 	bg := context.Background()
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		ctx := x.NewContext(bg, users[i%len(users)])
-		benchFlag.Bucket(ctx, benchCourse)
+		f.Bucket(ctx, benchCourse)
 		i++
 	}
 }
@@ -55,17 +59,7 @@ func BenchmarkBucketFirst(b *testing.B) {
 // BenchmarkBucketFirstWeighted is BenchmarkBucketFirst for a flag
 // WithWeights(90, 10): the hash into WeightSlots slots and the search of
 // the slot's range replace the modulo.
-func BenchmarkBucketFirstWeighted(b *testing.B) {
-	x, users := benchRuntime(b, experiments.Config{})
-	bg := context.Background()
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		ctx := x.NewContext(bg, users[i%len(users)])
-		benchWeighted.Bucket(ctx, benchCourse)
-		i++
-	}
-}
+func BenchmarkBucketFirstWeighted(b *testing.B) { benchFirst(b, benchWeighted) }
 
 // benchAudienceFlag is on for an audience of three conditions.
 var benchAudienceFlag = experiments.NewFlag("bench", "audience")

@@ -697,36 +697,28 @@ func (r Report) WriteText(w io.Writer) error {
 		}
 	}
 
-	if len(r.Series) > 0 {
+	// series prints a cumulative series: a row a day or week, a column a
+	// bucket.
+	series := func(label string, n int, at func(i int) time.Time, buckets func(i int) []ReportDayBucket) {
+		if n == 0 {
+			return
+		}
 		fmt.Fprintln(tw)
-		head := []string{"day"}
+		head := []string{label}
 		for _, b := range r.Buckets {
 			head = append(head, bucketName(b.Index))
 		}
 		row(head...)
-		for _, d := range r.Series {
-			cells := []string{d.Day.UTC().Format(time.DateOnly)}
-			for _, b := range d.Buckets {
+		for i := range n {
+			cells := []string{at(i).UTC().Format(time.DateOnly)}
+			for _, b := range buckets(i) {
 				cells = append(cells, fmt.Sprintf("%d/%d %s", b.Converted, b.Participants, percent(b.Rate, 1)))
 			}
 			row(cells...)
 		}
 	}
-	if len(r.Weekly) > 0 {
-		fmt.Fprintln(tw)
-		head := []string{"week (" + r.Zone + ")"}
-		for _, b := range r.Buckets {
-			head = append(head, bucketName(b.Index))
-		}
-		row(head...)
-		for _, w := range r.Weekly {
-			cells := []string{w.Week.UTC().Format(time.DateOnly)}
-			for _, b := range w.Buckets {
-				cells = append(cells, fmt.Sprintf("%d/%d %s", b.Converted, b.Participants, percent(b.Rate, 1)))
-			}
-			row(cells...)
-		}
-	}
+	series("day", len(r.Series), func(i int) time.Time { return r.Series[i].Day }, func(i int) []ReportDayBucket { return r.Series[i].Buckets })
+	series("week ("+r.Zone+")", len(r.Weekly), func(i int) time.Time { return r.Weekly[i].Week }, func(i int) []ReportDayBucket { return r.Weekly[i].Buckets })
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -204,6 +204,22 @@ func (f *fixture) on(flag *experiments.ExperimentFlag, u experiments.User, cours
 	return flag.IsExperimentOn(f.runtime(f.s).NewContext(f.ctx, u), courseKey)
 }
 
+// refuse runs write, which the store must refuse: its error wraps
+// experiments.ErrInvalid and names field, and the configuration stays as
+// it was. It returns the error.
+func (f *fixture) refuse(t *testing.T, field string, write func() error) error {
+	t.Helper()
+	before := f.data()
+	err := write()
+	if !errors.Is(err, experiments.ErrInvalid) || !strings.Contains(err.Error(), field) {
+		t.Errorf("error = %v; want one wrapping experiments.ErrInvalid and naming %q", err, field)
+	}
+	if after := f.data(); !reflect.DeepEqual(before, after) {
+		t.Errorf("configuration changed by a refused write:\n got %+v\nwant %+v", after, before)
+	}
+	return err
+}
+
 // data returns a normalized copy of the store's current configuration.
 func (f *fixture) data() experiments.SnapshotData {
 	f.t.Helper()
@@ -855,14 +871,7 @@ func testInvalid(t *testing.T, newStore func(*testing.T) Store) {
 				orgOverride(name, "MITx", experiments.ForceOff),
 				value(1, "k", "before"),
 				setGoal(signupGoal), setGoal(experiments.Goal{Name: "g", Value: experiments.ValueAverage}))
-			before := f.data()
-			err := c.write(f.ctx, f.s)
-			if !errors.Is(err, experiments.ErrInvalid) || !strings.Contains(err.Error(), c.field) {
-				t.Errorf("error = %v; want one wrapping experiments.ErrInvalid and naming %q", err, c.field)
-			}
-			if after := f.data(); !reflect.DeepEqual(before, after) {
-				t.Errorf("configuration changed by a refused write:\n got %+v\nwant %+v", after, before)
-			}
+			f.refuse(t, c.field, func() error { return c.write(f.ctx, f.s) })
 		})
 	}
 }
