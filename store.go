@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -72,10 +70,6 @@ type Snapshot struct {
 	weights map[string]*slotWeights // main flag → ExperimentMeta.Weights compiled (weights.go)
 }
 
-// maxBucketFlag bounds the index of a bucket flag "name.i" that a snapshot
-// links to its main flag.
-const maxBucketFlag = 1 << 10
-
 // NewSnapshot compiles d. The snapshot keeps d's maps: do not change them
 // afterwards. Rules and values are not validated here (stores validate on
 // write); a window value that does not parse is kept as an error that
@@ -138,31 +132,3 @@ func NewSnapshot(d SnapshotData) *Snapshot {
 // Data returns the configuration the snapshot was built from. The maps
 // are shared with the snapshot: treat them as read-only.
 func (s *Snapshot) Data() SnapshotData { return s.data }
-
-// SplitBucketFlag splits the name of a bucket flag, "ns.name.i", into
-// its main flag "ns.name" and i (0 to 1023, written without leading
-// zeros). ok is false for any other name, a main flag's included.
-func SplitBucketFlag(name string) (main string, i int, ok bool) {
-	main, i, ok = bucketFlag(name)
-	if ok && ValidateFlagName(main) != nil {
-		return "", 0, false
-	}
-	return main, i, ok
-}
-
-// bucketFlag splits "ns.name.i" into "ns.name" and i.
-func bucketFlag(name string) (parent string, i int, ok bool) {
-	dot := strings.LastIndexByte(name, '.')
-	if dot < 0 {
-		return "", 0, false
-	}
-	digits := name[dot+1:]
-	if digits == "" || len(digits) > 1 && digits[0] == '0' || strings.Trim(digits, "0123456789") != "" {
-		return "", 0, false
-	}
-	i, err := strconv.Atoi(digits)
-	if err != nil || i >= maxBucketFlag {
-		return "", 0, false
-	}
-	return name[:dot], i, true
-}

@@ -4,11 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"strings"
 	"time"
-
-	"github.com/gorilla/sessions"
 )
 
 // EventUserBucketed is the name of the event sent when a user is first
@@ -104,19 +100,6 @@ func (st *reqState) track(ctx context.Context, f *ExperimentFlag, courseKey stri
 	return tracked, errors.Join(errs...)
 }
 
-// mark adds key to the session, if there is one. st.mu is held.
-func (st *reqState) mark(ctx context.Context, sess *sessions.Session, key string) {
-	if sess == nil {
-		return
-	}
-	sess.Values[key] = true
-	st.sess.dirty = true
-	if st.sess.committed {
-		st.x.log.LogAttrs(ctx, slog.LevelWarn, "experiments: bucketed after the response was committed; the session mark is lost",
-			slog.String("mark", key))
-	}
-}
-
 // safeCall calls fn, a Tracker's, Recorder's or Assignments' method,
 // turning a panic into an error.
 func safeCall(fn func() error) (err error) {
@@ -127,59 +110,3 @@ func safeCall(fn func() error) (err error) {
 	}()
 	return fn()
 }
-
-// session returns the request's session, reading it on first use; nil
-// without Config.Sessions or outside HTTP. st.mu is held.
-func (st *reqState) session() *sessions.Session {
-	ss := st.sess
-	if ss == nil || st.x.sessions == nil {
-		return nil
-	}
-	if ss.read {
-		return ss.sess
-	}
-	ss.read = true
-	x := st.x
-	sess, err := x.sessions.Get(ss.r, x.sessionName)
-	if err != nil {
-		// A cookie that no longer decodes (rotated keys, tampering) gives a
-		// new session: the user may be tracked again, nothing worse.
-		x.log.LogAttrs(st, slog.LevelWarn, "experiments: reading the session failed; starting a new one",
-			slog.String("session", x.sessionName), slog.Any("err", err))
-	}
-	if sess == nil {
-		return nil
-	}
-	// The marks belong to one user: another user signing in on the same
-	// browser starts with none. Other values of the session are left alone.
-	if sess.Values == nil {
-		sess.Values = make(map[any]any)
-	}
-	owner := st.user.ID
-	if owner == "" {
-		// An anonymous visitor's marks are their anonymous ID's: a new
-		// ID in the same session starts afresh.
-		owner = "anonymous " + ss.anonID
-	}
-	if sess.Values[sessionUserKey] != owner {
-		for k := range sess.Values {
-			if s, ok := k.(string); ok && (strings.HasPrefix(s, markPrefix) || strings.HasPrefix(s, exposedPrefix)) {
-				delete(sess.Values, k)
-				ss.dirty = true
-			}
-		}
-		sess.Values[sessionUserKey] = owner // saved with the first mark
-	}
-	ss.sess = sess
-	return sess
-}
-
-const (
-	// sessionUserKey holds the ID of the user the session's marks belong to.
-	sessionUserKey = "experiments.user"
-	// markPrefix starts the key of a mark: "tracked.<experiment>", as in edX.
-	markPrefix = "tracked."
-	// exposedPrefix starts the key of an exposure's mark, kept apart from
-	// the event's so that a Recorder added later still sees returning users.
-	exposedPrefix = "exposed."
-)

@@ -4,6 +4,7 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"reflect"
 )
 
@@ -102,4 +103,53 @@ func EdXBucket(group, key string, buckets int) int {
 // hash its group without building the group string.
 func isSHA256Hasher(h Hasher) bool {
 	return reflect.ValueOf(h).Pointer() == reflect.ValueOf(Hasher(sha256Hasher)).Pointer()
+}
+
+// hash buckets u in group (+ "." + courseKey when courseKey is not empty).
+// A custom Hasher that panics or answers outside [0, buckets) gives an
+// error.
+func (x *Experiments) hash(group, courseKey string, u *User, buckets int) (int, error) {
+	if x.sha256 {
+		return sha256Bucket3(group, courseKey, u.ID, buckets), nil
+	}
+	if courseKey != "" {
+		group += "." + courseKey
+	}
+	return x.customHash(group, u, buckets)
+}
+
+func (x *Experiments) customHash(group string, u *User, buckets int) (b int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			b, err = 0, fmt.Errorf("hasher panicked on group %q: %v", group, p)
+		}
+	}()
+	b = x.hasher(group, *u, buckets)
+	if b < 0 || b >= buckets {
+		return 0, fmt.Errorf("hasher returned %d for group %q and %d buckets", b, group, buckets)
+	}
+	return b, nil
+}
+
+// hashBucket returns the bucket the hash gives the user: of the flag's
+// group and, for a course-aware flag, the course; with weights w, the
+// bucket whose range holds the user's slot (weights.go).
+func (f *ExperimentFlag) hashBucket(st *reqState, courseKey string, w *slotWeights) (int, error) {
+	hashCourse := ""
+	if f.courseAware {
+		hashCourse = courseKey
+	}
+	n := f.buckets
+	if w != nil {
+		n = WeightSlots
+	}
+	var buf User
+	b, err := st.x.hash(f.full, hashCourse, f.hashUser(st, &buf), n)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", f.full, err)
+	}
+	if w != nil {
+		b = w.bucket(b)
+	}
+	return b, nil
 }

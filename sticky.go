@@ -190,14 +190,3 @@ func (f *ExperimentFlag) stickyBucket(ctx context.Context, st *reqState, courseK
 	}
 	return d
 }
-
-// joinErr returns a and b joined, or the one that is not nil.
-func joinErr(a, b error) error {
-	switch {
-	case a == nil:
-		return b
-	case b == nil:
-		return a
-	}
-	return errors.Join(a, b)
-}

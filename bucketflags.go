@@ -1,0 +1,42 @@
+package experiments
+
+import (
+	"strconv"
+	"strings"
+)
+
+// maxBucketFlag bounds the index of a bucket flag "name.i" that a snapshot
+// links to its main flag.
+const maxBucketFlag = 1 << 10
+
+// SplitBucketFlag splits the name of a bucket flag, "ns.name.i", into
+// its main flag "ns.name" and i (0 to 1023, written without leading
+// zeros). ok is false for any other name, a main flag's included.
+func SplitBucketFlag(name string) (main string, i int, ok bool) {
+	main, i, ok = bucketFlag(name)
+	if ok && ValidateFlagName(main) != nil {
+		return "", 0, false
+	}
+	return main, i, ok
+}
+
+// bucketFlag splits "ns.name.i" into "ns.name" and i.
+func bucketFlag(name string) (parent string, i int, ok bool) {
+	dot := strings.LastIndexByte(name, '.')
+	if dot < 0 {
+		return "", 0, false
+	}
+	digits := name[dot+1:]
+	if digits == "" || len(digits) > 1 && digits[0] == '0' || strings.Trim(digits, "0123456789") != "" {
+		return "", 0, false
+	}
+	i, err := strconv.Atoi(digits)
+	if err != nil || i >= maxBucketFlag {
+		return "", 0, false
+	}
+	return name[:dot], i, true
+}
+
+// BucketFlag returns the name of the flag that forces bucket i,
+// "namespace.name.i".
+func (f *ExperimentFlag) BucketFlag(i int) string { return f.full + "." + itoa(i) }
