@@ -40,3 +40,18 @@ func bucketFlag(name string) (parent string, i int, ok bool) {
 // BucketFlag returns the name of the flag that forces bucket i,
 // "namespace.name.i".
 func (f *ExperimentFlag) BucketFlag(i int) string { return f.full + "." + itoa(i) }
+
+// forced returns the bucket that a bucket flag forces on u in courseKey:
+// the first i below buckets whose flag "name.i" is on (step 8 of
+// decide). c is the main flag; nil has none.
+func (c *compiledFlag) forced(x *Experiments, u *User, courseKey string, buckets int) (int, bool) {
+	if c == nil {
+		return 0, false
+	}
+	for i, b := range c.buckets[:min(len(c.buckets), buckets)] {
+		if b != nil && b.on(x, u, courseKey) {
+			return i, true
+		}
+	}
+	return 0, false
+}

@@ -11,7 +11,7 @@ import (
 // bucketing event once per session; later calls in the request return the
 // same bucket. It never fails: see Decide for why a bucket was chosen.
 func (f *ExperimentFlag) Bucket(ctx context.Context, courseKey string) int {
-	return f.decide(ctx, courseKey, true).Bucket
+	return f.observed(ctx, courseKey, askBucket).Bucket
 }
 
 // IsEnabled reports whether the user is in a bucket other than control.
@@ -22,7 +22,7 @@ func (f *ExperimentFlag) IsEnabled(ctx context.Context, courseKey string) bool {
 // Decide is Bucket with the reason for the bucket, whether this call
 // emitted the bucketing event, and the failure that forced control, if any.
 func (f *ExperimentFlag) Decide(ctx context.Context, courseKey string) Decision {
-	return f.decide(ctx, courseKey, true)
+	return f.observed(ctx, courseKey, askBucket)
 }
 
 // DecideUntracked is Decide without the bucketing event (edX's
@@ -31,7 +31,7 @@ func (f *ExperimentFlag) Decide(ctx context.Context, courseKey string) Decision 
 // like any other, so a later Bucket call in the same request does not emit
 // the event either.
 func (f *ExperimentFlag) DecideUntracked(ctx context.Context, courseKey string) Decision {
-	return f.decide(ctx, courseKey, false)
+	return f.observed(ctx, courseKey, askUntracked)
 }
 
 // IsExperimentOn reports whether the main flag is on for the user and
@@ -40,24 +40,7 @@ func (f *ExperimentFlag) DecideUntracked(ctx context.Context, courseKey string) 
 // bucket flags and the enrollment window. It is false without request
 // state, unless an override is in effect.
 func (f *ExperimentFlag) IsExperimentOn(ctx context.Context, courseKey string) bool {
-	sc := scopeOf(ctx)
-	if o, ok := f.override(sc); ok {
-		return o.active
-	}
-	if sc == nil || sc.st == nil {
-		hintNoRequest(ctx, f)
-		return false
-	}
-	st := sc.st
-	snap, err := snapshot(ctx, st.x.store)
-	if err != nil {
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		st.logOnce(ctx, f, courseKey, Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)})
-		return false
-	}
-	c := snap.flags[f.full]
-	return c != nil && c.on(st.x, &st.user, courseKey)
+	return f.decide(ctx, courseKey, askMainFlag).Bucket == 1
 }
 
 // Decision is the outcome of one Decide call.
@@ -71,7 +54,8 @@ type Decision struct {
 // Reason says why a decision gave its bucket.
 type Reason string
 
-// The reasons of a Decision, in the order the steps are tried.
+// The reasons of a Decision, in the order of the steps that give them
+// (see decide).
 const (
 	ReasonOverride        Reason = "override"         // Override or WithOverride is in effect
 	ReasonNoRequest       Reason = "no_request"       // ctx has no request state: control, not cached
@@ -83,84 +67,184 @@ const (
 	ReasonBadWindow       Reason = "bad_window"       // an enrollment bound does not parse: control
 	ReasonOutsideWindow   Reason = "outside_window"   // enrolled outside the enrollment window: control
 	ReasonForced          Reason = "forced"           // a bucket flag "name.i" is on
-	ReasonNoBucketingID   Reason = "no_bucketing_id"  // WithBucketingAttribute: the user has no such attribute (bucketing.go)
-	ReasonOtherExperiment Reason = "other_experiment" // InLayer: the user's part of the layer is another experiment's, or none's (layer.go)
-	ReasonSticky          Reason = "sticky"           // WithStickyBuckets: the bucket remembered for the user (assignments.go)
+	ReasonNoBucketingID   Reason = "no_bucketing_id"  // WithBucketingAttribute: the user has no such attribute (step 9)
+	ReasonOtherExperiment Reason = "other_experiment" // InLayer: the user's part of the layer is another experiment's, or none's (step 10)
+	ReasonSticky          Reason = "sticky"           // WithStickyBuckets: the bucket remembered for the user (step 11)
 	ReasonHashed          Reason = "hashed"           // the hash of group and user chose the bucket
 )
 
-// decide is decideIn, reported to Config.OnDecision: see observing.
-func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, track bool) Decision {
-	do := (*ExperimentFlag).decideIn
-	if observing.Load() {
-		do = (*ExperimentFlag).decideObserved // observe.go
-	}
-	return do(f, ctx, courseKey, track)
-}
+// ask is what a caller wants of decide.
+type ask uint8
 
-// decideIn runs the reference order: overrides, request state, user,
-// request cache, then a fresh decision that is cached.
-func (f *ExperimentFlag) decideIn(ctx context.Context, courseKey string, track bool) (d Decision) {
+const (
+	askBucket    ask = iota // Bucket, IsEnabled, Decide: the bucket and, once per session, its event
+	askUntracked            // DecideUntracked: the bucket without the event
+	askMainFlag             // IsExperimentOn: whether the main flag is on (Bucket 1), by steps 1, 2 and 6 alone
+)
+
+// decide runs the decision order, the steps of the README's "The
+// decision order" with the same numbers: each step ends the decision or
+// passes it on. A cached decision runs steps 1 to 5, which read nothing
+// but the request; a fresh one goes on with 6 to 12 under the request's
+// lock, and 13 and 14 run as it returns, whichever step decided.
+func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, q ask) (d Decision) {
 	sc := scopeOf(ctx)
+
+	// 1. Override (testoverride.go): WithOverride in ctx, else Override,
+	// pins the bucket; nothing is read, tracked or cached.
 	if o, ok := f.override(sc); ok {
-		return o.decision(f)
+		return o.decision(f, q)
 	}
+
+	// 2. Request (request.go): without request state (no Middleware,
+	// Handler or NewContext) the answer is control, not cached.
 	if sc == nil || sc.st == nil {
 		hintNoRequest(ctx, f)
 		return Decision{Reason: ReasonNoRequest}
 	}
 	st := sc.st
-	if st.user.ID == "" && !f.anonymous {
+
+	// 3. Anonymous (bucketing.go): a user without an ID gets control, not
+	// cached, unless the flag is WithAnonymous; then the visitor's
+	// anonymous ID stands for the ID, and is looked for after the cache.
+	if st.user.ID == "" && !f.anonymous && q != askMainFlag {
 		return Decision{Reason: ReasonAnonymous}
 	}
-	if len(courseKey) > maxNameLen {
-		// Course keys come from URLs: one this long is no course, and would
-		// swell session marks and event rows.
-		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w: course key of %d bytes: longer than %d", f.full, ErrInvalid, len(courseKey), maxNameLen)}
-	}
+
+	// 4. Cache (request.go): a decision made earlier in the request
+	// stands. IsExperimentOn is not cached.
 	st.mu.Lock()
-	defer st.mu.Unlock()
-	if b, ok := st.cached(f, courseKey); ok {
-		return Decision{Bucket: b, Reason: ReasonCached}
-	}
-	// One return for the checks after the cache: the compiler open-codes
-	// decideIn's two defers (cheaper on every call, cached ones included)
-	// only while returns × defers stays at 15 or less.
-	if d, ok := f.uncachable(st, courseKey); !ok {
-		return d
-	}
-	// A custom Store, Enrollments or session store that panics gives
-	// control, like any failure.
-	defer func() {
-		if p := recover(); p != nil {
-			d = Decision{Reason: ReasonError, Err: fmt.Errorf("%s: panic: %v", f.full, p)}
-			st.remember(f, courseKey, 0)
-			st.logOnce(ctx, f, courseKey, d)
+	if q != askMainFlag {
+		if b, ok := st.cached(f, courseKey); ok {
+			st.mu.Unlock()
+			return Decision{Bucket: b, Reason: ReasonCached}
 		}
-	}()
-	d = f.evaluate(ctx, st, courseKey)
-	if d.Reason == ReasonForced || d.Reason == ReasonHashed || d.Reason == ReasonSticky {
-		if track && !st.user.Masquerading {
-			var err error
-			d.Tracked, err = st.track(ctx, f, courseKey, d.Bucket)
-			d.Err = joinErr(d.Err, err) // keeps an Assignments failure
+
+		// 5. Key (validate.go): a course key that no store accepts is no
+		// course: an error, not cached. Checked after the cache, which
+		// holds accepted keys only, so that cached decisions do not pay for
+		// it. So is the anonymous ID of step 3 (bucketing.go): a visitor
+		// without one gets control.
+		if d, ok := f.uncachable(st, courseKey); !ok {
+			st.mu.Unlock()
+			return d
 		}
 	}
-	st.remember(f, courseKey, d.Bucket)
-	if d.Err != nil {
-		st.logOnce(ctx, f, courseKey, d)
+
+	// 13. Event and 14. Remember run as decide returns, whichever of the
+	// steps 6 to 12 decided: see finish. decide has one deferred call and
+	// at most 15 return statements, so that the compiler open-codes the
+	// call; with more, every return calls into the runtime. A new step
+	// folds its outcomes into one return, as steps 7 and 10 do.
+	defer st.finish(ctx, f, courseKey, q, &d)
+
+	// 6. Main flag (rule.go, audience.go): off for the user and course
+	// (the course override, else the org override, else the rule, whose
+	// Conditions the user must pass) gives control. A flag
+	// WithStickyBuckets keeps a bucket remembered for a user whom the
+	// rule's Percent alone leaves out (sticky.go).
+	x := st.x
+	snap, err := snapshot(ctx, x.store)
+	if err != nil {
+		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)}
 	}
-	return d
+	c := snap.flags[f.full]
+	on, audience := c.eval(x, &st.user, courseKey)
+	if q == askMainFlag {
+		return mainFlagOn(on)
+	}
+	if !audience {
+		return Decision{Reason: ReasonNotInAudience}
+	}
+	var kept recall
+	if !on {
+		if kept = f.recallOutsidePercent(ctx, st, c, courseKey); !kept.found {
+			return Decision{Reason: ReasonFlagOff, Err: kept.err}
+		}
+	}
+
+	// 7. Window (enrollment.go): for a course and a flag WithExperimentID
+	// whose experiment has an enrollment window, a bound that does not
+	// parse, or an enrollment (now, when not enrolled) outside
+	// start <= t < end, gives control.
+	if courseKey != "" && f.hasExperimentID {
+		if d, out := f.outsideWindow(ctx, st, snap, courseKey); out {
+			return d
+		}
+	}
+
+	// 8. Bucket flags (bucketflags.go): the first bucket flag "name.i"
+	// on for the user and course forces bucket i.
+	if c != nil && c.buckets != nil {
+		if i, ok := c.forced(x, &st.user, courseKey, f.buckets); ok {
+			return Decision{Bucket: i, Reason: ReasonForced}
+		}
+	}
+
+	// 9. Bucketing ID (bucketing.go): a flag WithBucketingAttribute gives
+	// control to a user without the attribute.
+	if f.bucketingAttr != "" {
+		if _, ok := bucketingKey(st.user.Attributes[f.bucketingAttr]); !ok {
+			return Decision{Reason: ReasonNoBucketingID}
+		}
+	}
+
+	// 10. Layer (layer.go): a flag InLayer gives control to a user whose
+	// point of the layer is outside the flag's range.
+	if f.layer != nil {
+		if d, out := f.outsideLayer(st); out {
+			return d
+		}
+	}
+
+	// The weights of step 12 (weights.go): the store's, else the flag's.
+	// werr reports stored weights that do not fit the flag; the bucket
+	// stands.
+	w, werr := f.slotWeightsIn(snap.weights[f.full])
+
+	// 11. Sticky (sticky.go): a flag WithStickyBuckets gives the bucket
+	// remembered for the user, the one kept at step 6 included.
+	sticky := f.sticky && x.assignments != nil && st.user.ID != ""
+	var r recall
+	if sticky {
+		if r = kept; !r.found {
+			r = f.recall(ctx, st, f.AssignmentKey(courseKey))
+		}
+		if r.found {
+			return Decision{Bucket: r.bucket, Reason: ReasonSticky, Err: werr}
+		}
+	}
+
+	// 12. Hash (hash.go, weights.go): the hash of the flag's group and the
+	// user's ID (or bucketing attribute, or anonymous ID) chooses the
+	// bucket: the hash mod buckets or, with weights, the bucket whose
+	// range holds the user's slot. A sticky flag remembers it.
+	h := f.hashed(st, courseKey, w)
+	h.Err = joinErr(werr, joinErr(h.Err, r.err))
+	if sticky && h.Reason == ReasonHashed {
+		h.Err = joinErr(h.Err, f.saveAssignment(ctx, st, courseKey, h.Bucket, r))
+	}
+	return h
 }
 
-// uncachable returns the decision, not cached, for what the checks after
-// the cache refuse: an anonymous visitor without an anonymous ID (for a
-// flag WithAnonymous), and a course key that no store would accept
-// (control characters, not UTF-8), which is no course either and would
-// reach session marks, events and exposures. Such a key is never cached,
-// so checking it after the cache costs cached calls nothing. ok is false
-// when one refuses. st.mu is held.
+// mainFlagOn is decide's answer to askMainFlag: Bucket 1 when on.
+func mainFlagOn(on bool) Decision {
+	if on {
+		return Decision{Bucket: 1}
+	}
+	return Decision{}
+}
+
+// uncachable returns the decision, not cached, of step 5: for a course
+// key that no store would accept (longer than 255 bytes, control
+// characters, not UTF-8), which is no course and would reach session
+// marks, events and exposures; and for an anonymous visitor without an
+// anonymous ID (for a flag WithAnonymous). ok is false when one refuses.
+// st.mu is held.
 func (f *ExperimentFlag) uncachable(st *reqState, courseKey string) (d Decision, ok bool) {
+	if len(courseKey) > maxNameLen {
+		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w: course key of %d bytes: longer than %d", f.full, ErrInvalid, len(courseKey), maxNameLen)}, false
+	}
 	if st.user.ID == "" && st.anonymousID() == "" {
 		return Decision{Reason: ReasonAnonymous}, false
 	}
@@ -170,71 +254,43 @@ func (f *ExperimentFlag) uncachable(st *reqState, courseKey string) (d Decision,
 	return Decision{}, true
 }
 
-// evaluate decides for the request's user without the cache or tracking.
-func (f *ExperimentFlag) evaluate(ctx context.Context, st *reqState, courseKey string) Decision {
-	x := st.x
-	snap, err := snapshot(ctx, x.store)
-	if err != nil {
-		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)}
+// tracked reports whether a decision of reason r is tracked: its bucket
+// came from the experiment (a bucket flag, the sticky bucket, the hash),
+// not from a fallback to control.
+func (r Reason) tracked() bool {
+	return r == ReasonForced || r == ReasonHashed || r == ReasonSticky
+}
+
+// finish runs steps 13 and 14 as decide returns, and unlocks st.mu. A
+// panic in the steps before (an app's Store, Enrollments or session
+// store) gives control, with the panic as the error.
+func (st *reqState) finish(ctx context.Context, f *ExperimentFlag, courseKey string, q ask, d *Decision) {
+	defer st.mu.Unlock()
+	if p := recover(); p != nil {
+		*d = panicked(f, p)
 	}
-	c := snap.flags[f.full]
-	var kept recall // WithStickyBuckets: a bucket kept outside Percent (assignments.go)
-	on, audience := false, true
-	if c != nil {
-		on, audience = c.eval(x, &st.user, courseKey)
+
+	// 13. Event (tracking.go): a bucket from the experiment (a bucket
+	// flag, the sticky bucket, the hash) that Bucket or Decide asked for,
+	// of a user who is not masquerading, sends the event and records the
+	// exposure, each once per session.
+	if q == askBucket && d.Reason.tracked() && !st.user.Masquerading && st.x.tracks() {
+		st.event(ctx, f, courseKey, d)
 	}
-	if !audience {
-		return Decision{Reason: ReasonNotInAudience}
+
+	// 14. Remember (request.go): the decision stands for the rest of the
+	// request, and its failure is logged once per request and experiment.
+	if q != askMainFlag {
+		st.remember(f, courseKey, d.Bucket)
 	}
-	if !on {
-		if kept = f.recallOutsidePercent(ctx, st, c, courseKey); !kept.found {
-			return Decision{Reason: ReasonFlagOff, Err: kept.err}
-		}
+	if d.Err != nil {
+		st.logOnce(ctx, f, courseKey, *d)
 	}
-	if courseKey != "" && f.hasExperimentID {
-		if w := snap.windows[f.experimentID]; w != nil {
-			if w.err != nil {
-				return Decision{Reason: ReasonBadWindow, Err: fmt.Errorf("%s: %w: %w", f.full, ErrBadWindow, w.err)}
-			}
-			at, err := st.enrolled(ctx, courseKey)
-			if err != nil {
-				return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)}
-			}
-			if !w.contains(at) {
-				return Decision{Reason: ReasonOutsideWindow}
-			}
-		}
-	}
-	for i, b := range c.buckets[:min(len(c.buckets), f.buckets)] {
-		if b != nil && b.on(x, &st.user, courseKey) {
-			return Decision{Bucket: i, Reason: ReasonForced}
-		}
-	}
-	if f.bucketingAttr != "" {
-		if _, ok := bucketingKey(st.user.Attributes[f.bucketingAttr]); !ok {
-			return Decision{Reason: ReasonNoBucketingID} // bucketing.go
-		}
-	}
-	if f.layer != nil {
-		in, err := f.inLayerRange(st) // layer.go
-		if err != nil {
-			return Decision{Reason: ReasonError, Err: err}
-		}
-		if !in {
-			return Decision{Reason: ReasonOtherExperiment}
-		}
-	}
-	w, werr := f.slotWeightsIn(snap.weights[f.full]) // weights.go; werr: stored weights that do not fit, bucket kept
-	if f.sticky && x.assignments != nil && st.user.ID != "" {
-		d := f.stickyBucket(ctx, st, courseKey, kept, w) // assignments.go
-		d.Err = joinErr(werr, d.Err)
-		return d
-	}
-	b, err := f.hashBucket(st, courseKey, w)
-	if err != nil {
-		return Decision{Reason: ReasonError, Err: err}
-	}
-	return Decision{Bucket: b, Reason: ReasonHashed, Err: werr}
+}
+
+// panicked is the decision of a step that panicked: control.
+func panicked(f *ExperimentFlag, p any) Decision {
+	return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: panic: %v", f.full, p)}
 }
 
 // joinErr returns a and b joined, or the one that is not nil.

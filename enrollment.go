@@ -94,6 +94,29 @@ func ParseDate(s string) (time.Time, error) {
 
 var errBadDate = errors.New(`not a date: want "2006-01-02", "2006-01-02 15:04[:05[.frac]]", RFC 3339 or "Jan 2 2006"`)
 
+// outsideWindow returns the decision of step 7 of decide, for a course
+// and a flag WithExperimentID, when the user is outside the enrollment
+// window of the flag's experiment (or the window or the enrollment
+// cannot be read); out is false inside, and when the experiment has no
+// window. st.mu is held.
+func (f *ExperimentFlag) outsideWindow(ctx context.Context, st *reqState, snap *Snapshot, courseKey string) (d Decision, out bool) {
+	w := snap.windows[f.experimentID]
+	if w == nil {
+		return Decision{}, false
+	}
+	if w.err != nil {
+		return Decision{Reason: ReasonBadWindow, Err: fmt.Errorf("%s: %w: %w", f.full, ErrBadWindow, w.err)}, true
+	}
+	at, err := st.enrolled(ctx, courseKey)
+	if err != nil {
+		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)}, true
+	}
+	if !w.contains(at) {
+		return Decision{Reason: ReasonOutsideWindow}, true
+	}
+	return Decision{}, false
+}
+
 // enrolled returns when the request's user enrolled in courseKey, or now
 // when they are not enrolled, looking it up once per request and course.
 // It is called with st.mu held.

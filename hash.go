@@ -131,10 +131,11 @@ func (x *Experiments) customHash(group string, u *User, buckets int) (b int, err
 	return b, nil
 }
 
-// hashBucket returns the bucket the hash gives the user: of the flag's
-// group and, for a course-aware flag, the course; with weights w, the
-// bucket whose range holds the user's slot (weights.go).
-func (f *ExperimentFlag) hashBucket(st *reqState, courseKey string, w *slotWeights) (int, error) {
+// hashed is the decision of the hash (step 12 of decide): the bucket the
+// hash gives the user, of the flag's group and, for a course-aware flag,
+// the course; with weights w, the bucket whose range holds the user's
+// slot (weights.go). A custom Hasher that fails gives control.
+func (f *ExperimentFlag) hashed(st *reqState, courseKey string, w *slotWeights) Decision {
 	hashCourse := ""
 	if f.courseAware {
 		hashCourse = courseKey
@@ -146,10 +147,10 @@ func (f *ExperimentFlag) hashBucket(st *reqState, courseKey string, w *slotWeigh
 	var buf User
 	b, err := st.x.hash(f.full, hashCourse, f.hashUser(st, &buf), n)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", f.full, err)
+		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)}
 	}
 	if w != nil {
 		b = w.bucket(b)
 	}
-	return b, nil
+	return Decision{Bucket: b, Reason: ReasonHashed}
 }

@@ -110,16 +110,18 @@ func (f *ExperimentFlag) hashKeyKind() string {
 	return "the user ID"
 }
 
-// inLayerRange reports whether the user's point of the flag's layer is
-// in the flag's range; true for a flag without a layer. st.mu is held.
-func (f *ExperimentFlag) inLayerRange(st *reqState) (bool, error) {
-	if f.layer == nil {
-		return true, nil
-	}
+// outsideLayer returns the decision of step 10 of decide, for a flag
+// InLayer, when the user's point of the layer is outside the flag's
+// range (or a custom Hasher fails on it); out is false for a user
+// inside. st.mu is held.
+func (f *ExperimentFlag) outsideLayer(st *reqState) (d Decision, out bool) {
 	var buf User
 	slot, err := st.x.hash(f.layer.group, "", f.hashUser(st, &buf), layerSlots)
 	if err != nil {
-		return false, fmt.Errorf("%s: layer %s: %w", f.full, f.layer.name, err)
+		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: layer %s: %w", f.full, f.layer.name, err)}, true
 	}
-	return f.layerStart <= slot && slot < f.layerEnd, nil
+	if slot < f.layerStart || slot >= f.layerEnd {
+		return Decision{Reason: ReasonOtherExperiment}, true
+	}
+	return Decision{}, false
 }

@@ -28,8 +28,8 @@ type observer struct {
 }
 
 // observing is set for good once an Experiments with Config.OnDecision
-// is made in the process; ExperimentFlag.decide then decides with
-// decideObserved rather than decideIn. Finding out whether the request's
+// is made in the process; ExperimentFlag.observed then decides with
+// decideObserved rather than decide. Finding out whether the request's
 // Experiments observes takes a context lookup, and a wrapper around
 // decideIn that is not inlined costs cached decisions a third of their
 // time (a Decision does not fit in registers: it is copied through
@@ -48,10 +48,19 @@ func newObserver(fn DecisionFunc) observer {
 	return observer{onDecision: fn}
 }
 
-// decideObserved is decideIn, reported to the request's Config.OnDecision
+// observed is decide, reported to Config.OnDecision: see observing.
+func (f *ExperimentFlag) observed(ctx context.Context, courseKey string, q ask) Decision {
+	do := (*ExperimentFlag).decide
+	if observing.Load() {
+		do = (*ExperimentFlag).decideObserved
+	}
+	return do(f, ctx, courseKey, q)
+}
+
+// decideObserved is decide, reported to the request's Config.OnDecision
 // if it has one.
-func (f *ExperimentFlag) decideObserved(ctx context.Context, courseKey string, track bool) Decision {
-	d := f.decideIn(ctx, courseKey, track)
+func (f *ExperimentFlag) decideObserved(ctx context.Context, courseKey string, q ask) Decision {
+	d := f.decide(ctx, courseKey, q)
 	if sc := scopeOf(ctx); sc != nil && sc.st != nil && sc.st.x.onDecision != nil {
 		sc.st.x.observe(ctx, f, courseKey, d)
 	}

@@ -233,8 +233,12 @@ func (c *compiledFlag) on(x *Experiments, u *User, courseKey string) bool {
 // eval is on, and whether u is in the audience of the rule that applies:
 // false only when no override applies and u fails the rule's
 // conditions. Overrides ignore the audience: they force the flag for
-// everyone in the course or org.
+// everyone in the course or org. A nil c, a flag the store does not
+// have, is off.
 func (c *compiledFlag) eval(x *Experiments, u *User, courseKey string) (on, audience bool) {
+	if c == nil {
+		return false, true
+	}
 	if courseKey != "" {
 		if c.courses != nil {
 			switch c.courses[courseKey] {

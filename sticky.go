@@ -162,31 +162,17 @@ func (f *ExperimentFlag) recall(ctx context.Context, st *reqState, experiment st
 	return recall{bucket: b, found: ok && b < f.buckets}
 }
 
-// stickyBucket decides the bucket of a sticky flag where the hash would:
-// the bucket kept (read because only Percent left the user out), else the
-// bucket remembered, else the hash's, saved. st.mu is held.
-func (f *ExperimentFlag) stickyBucket(ctx context.Context, st *reqState, courseKey string, kept recall, w *slotWeights) Decision {
-	if kept.found {
-		return Decision{Bucket: kept.bucket, Reason: ReasonSticky}
-	}
-	experiment := f.AssignmentKey(courseKey)
-	r := f.recall(ctx, st, experiment)
-	if r.found {
-		return Decision{Bucket: r.bucket, Reason: ReasonSticky}
-	}
-	b, err := f.hashBucket(st, courseKey, w)
-	if err != nil {
-		return Decision{Reason: ReasonError, Err: err}
-	}
-	d := Decision{Bucket: b, Reason: ReasonHashed, Err: r.err}
-	// After a failed read, a save could replace a bucket still valid
-	// (the smaller is kept): save nothing.
+// saveAssignment remembers bucket b, which the hash gave the user, for
+// a sticky flag (step 12 of decide): unless the read r failed, after
+// which a save could replace a bucket still valid (the smaller is kept),
+// or the user is masquerading. st.mu is held.
+func (f *ExperimentFlag) saveAssignment(ctx context.Context, st *reqState, courseKey string, b int, r recall) error {
 	if r.err != nil || st.user.Masquerading {
-		return d
+		return nil
 	}
-	a := st.x.assignments
+	a, experiment := st.x.assignments, f.AssignmentKey(courseKey)
 	if err := safeCall(func() error { return a.SaveAssignment(ctx, st.user.ID, experiment, b) }); err != nil {
-		d.Err = fmt.Errorf("%s: %w: saving %q bucket %d: %w", f.full, ErrAssignments, experiment, b, err)
+		return fmt.Errorf("%s: %w: saving %q bucket %d: %w", f.full, ErrAssignments, experiment, b, err)
 	}
-	return d
+	return nil
 }

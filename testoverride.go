@@ -28,7 +28,12 @@ type resolved struct {
 	bucket int
 }
 
-func (o resolved) decision(f *ExperimentFlag) Decision {
+// decision is the override's decision, or for IsExperimentOn whether it
+// is active.
+func (o resolved) decision(f *ExperimentFlag, q ask) Decision {
+	if q == askMainFlag {
+		return mainFlagOn(o.active)
+	}
 	if !o.active {
 		return Decision{Reason: ReasonOverride}
 	}

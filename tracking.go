@@ -44,13 +44,28 @@ type TrackerFunc func(ctx context.Context, e Event) error
 // Track calls fn(ctx, e).
 func (fn TrackerFunc) Track(ctx context.Context, e Event) error { return fn(ctx, e) }
 
+// event sends the event of decision d and records its exposure (step 13
+// of decide), adding to d whether the event was sent and what failed; a
+// panic (of the session store) gives control, as in the other steps.
+// st.mu is held.
+func (st *reqState) event(ctx context.Context, f *ExperimentFlag, courseKey string, d *Decision) {
+	defer func() {
+		if p := recover(); p != nil {
+			*d = panicked(f, p)
+		}
+	}()
+	var err error
+	d.Tracked, err = st.track(ctx, f, courseKey, d.Bucket)
+	d.Err = joinErr(d.Err, err) // keeps an Assignments failure
+}
+
 // track sends the bucketing event and records the exposure, each unless
 // the session already has its mark, and marks the session for each that
 // succeeded: a failure of one does not stop the other, and is tried again
 // next request. st.mu is held.
 func (st *reqState) track(ctx context.Context, f *ExperimentFlag, courseKey string, bucket int) (bool, error) {
 	x := st.x
-	if x.tracker == nil && x.recorder == nil {
+	if !x.tracks() {
 		return false, nil
 	}
 	experiment := f.full
@@ -110,3 +125,6 @@ func safeCall(fn func() error) (err error) {
 	}()
 	return fn()
 }
+
+// tracks reports whether x sends events or records exposures.
+func (x *Experiments) tracks() bool { return x.tracker != nil || x.recorder != nil }
