@@ -11,7 +11,7 @@ import (
 // bucketing event once per session; later calls in the request return the
 // same bucket. It never fails: see Decide for why a bucket was chosen.
 func (f *ExperimentFlag) Bucket(ctx context.Context, courseKey string) int {
-	return f.observed(ctx, courseKey, askBucket).Bucket
+	return f.decide(ctx, courseKey, askBucket).Bucket
 }
 
 // IsEnabled reports whether the user is in a bucket other than control.
@@ -22,7 +22,7 @@ func (f *ExperimentFlag) IsEnabled(ctx context.Context, courseKey string) bool {
 // Decide is Bucket with the reason for the bucket, whether this call
 // emitted the bucketing event, and the failure that forced control, if any.
 func (f *ExperimentFlag) Decide(ctx context.Context, courseKey string) Decision {
-	return f.observed(ctx, courseKey, askBucket)
+	return f.decide(ctx, courseKey, askBucket)
 }
 
 // DecideUntracked is Decide without the bucketing event (edX's
@@ -31,7 +31,7 @@ func (f *ExperimentFlag) Decide(ctx context.Context, courseKey string) Decision 
 // like any other, so a later Bucket call in the same request does not emit
 // the event either.
 func (f *ExperimentFlag) DecideUntracked(ctx context.Context, courseKey string) Decision {
-	return f.observed(ctx, courseKey, askUntracked)
+	return f.decide(ctx, courseKey, askUntracked)
 }
 
 // IsExperimentOn reports whether the main flag is on for the user and
@@ -88,12 +88,18 @@ const (
 // but the request; a fresh one goes on with 6 to 12 under the request's
 // lock, and 13 and 14 run as it returns, whichever step decided.
 func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, q ask) (d Decision) {
+	// Every return with request state reports the decision to
+	// Config.OnDecision (report, observe.go).
 	sc := scopeOf(ctx)
 
 	// 1. Override (testoverride.go): WithOverride in ctx, else Override,
 	// pins the bucket; nothing is read, tracked or cached.
 	if o, ok := f.override(sc); ok {
-		return o.decision(f, q)
+		d = o.decision(f, q)
+		if sc != nil && sc.st != nil {
+			sc.st.report(ctx, f, courseKey, q, &d)
+		}
+		return d
 	}
 
 	// 2. Request (request.go): without request state (no Middleware,
@@ -108,7 +114,9 @@ func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, q ask) (d
 	// cached, unless the flag is WithAnonymous; then the visitor's
 	// anonymous ID stands for the ID, and is looked for after the cache.
 	if st.user.ID == "" && !f.anonymous && q != askMainFlag {
-		return Decision{Reason: ReasonAnonymous}
+		d = Decision{Reason: ReasonAnonymous}
+		st.report(ctx, f, courseKey, q, &d)
+		return d
 	}
 
 	// 4. Cache (request.go): a decision made earlier in the request
@@ -117,7 +125,9 @@ func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, q ask) (d
 	if q != askMainFlag {
 		if b, ok := st.cached(f, courseKey); ok {
 			st.mu.Unlock()
-			return Decision{Bucket: b, Reason: ReasonCached}
+			d = Decision{Bucket: b, Reason: ReasonCached}
+			st.report(ctx, f, courseKey, q, &d)
+			return d
 		}
 
 		// 5. Key (validate.go): a course key that no store accepts is no
@@ -125,8 +135,10 @@ func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, q ask) (d
 		// holds accepted keys only, so that cached decisions do not pay for
 		// it. So is the anonymous ID of step 3 (bucketing.go): a visitor
 		// without one gets control.
-		if d, ok := f.uncachable(st, courseKey); !ok {
+		var ok bool
+		if d, ok = f.uncachable(st, courseKey); !ok {
 			st.mu.Unlock()
+			st.report(ctx, f, courseKey, q, &d)
 			return d
 		}
 	}
@@ -261,10 +273,12 @@ func (r Reason) tracked() bool {
 	return r == ReasonForced || r == ReasonHashed || r == ReasonSticky
 }
 
-// finish runs steps 13 and 14 as decide returns, and unlocks st.mu. A
-// panic in the steps before (an app's Store, Enrollments or session
-// store) gives control, with the panic as the error.
+// finish runs steps 13 and 14 as decide returns, unlocks st.mu, and
+// reports the decision to Config.OnDecision. A panic in the steps before
+// (an app's Store, Enrollments or session store) gives control, with the
+// panic as the error.
 func (st *reqState) finish(ctx context.Context, f *ExperimentFlag, courseKey string, q ask, d *Decision) {
+	defer st.report(ctx, f, courseKey, q, d) // after the unlock
 	defer st.mu.Unlock()
 	if p := recover(); p != nil {
 		*d = panicked(f, p)

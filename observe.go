@@ -27,44 +27,19 @@ type observer struct {
 	panicked   atomic.Bool  // onDecision panicked (and that was logged)
 }
 
-// observing is set for good once an Experiments with Config.OnDecision
-// is made in the process; ExperimentFlag.observed then decides with
-// decideObserved rather than decide. Finding out whether the request's
-// Experiments observes takes a context lookup, and a wrapper around
-// decideIn that is not inlined costs cached decisions a third of their
-// time (a Decision does not fit in registers: it is copied through
-// memory), so processes without OnDecision pay for neither: decide stays
-// small enough to be inlined (its cost is at the budget: check with
-// go build -gcflags=-m after changing it), and calls decideIn directly.
-// Benchmarks run after a test that made such an Experiments measure the
-// observed path: benchmark with -run '^$'.
-var observing atomic.Bool
-
 // newObserver returns the observer of Config.OnDecision fn.
-func newObserver(fn DecisionFunc) observer {
-	if fn != nil {
-		observing.Store(true)
-	}
-	return observer{onDecision: fn}
-}
+func newObserver(fn DecisionFunc) observer { return observer{onDecision: fn} }
 
-// observed is decide, reported to Config.OnDecision: see observing.
-func (f *ExperimentFlag) observed(ctx context.Context, courseKey string, q ask) Decision {
-	do := (*ExperimentFlag).decide
-	if observing.Load() {
-		do = (*ExperimentFlag).decideObserved
+// report reports *d, a decision for the request of st, to
+// Config.OnDecision. decide calls it before each of its returns with
+// request state; IsExperimentOn is not observed. Without
+// Config.OnDecision it costs a load and a comparison: d is a pointer,
+// so that decide returns its result without copying it through a
+// temporary.
+func (st *reqState) report(ctx context.Context, f *ExperimentFlag, courseKey string, q ask, d *Decision) {
+	if st.x.onDecision != nil && q != askMainFlag {
+		st.x.observe(ctx, f, courseKey, *d)
 	}
-	return do(f, ctx, courseKey, q)
-}
-
-// decideObserved is decide, reported to the request's Config.OnDecision
-// if it has one.
-func (f *ExperimentFlag) decideObserved(ctx context.Context, courseKey string, q ask) Decision {
-	d := f.decide(ctx, courseKey, q)
-	if sc := scopeOf(ctx); sc != nil && sc.st != nil && sc.st.x.onDecision != nil {
-		sc.st.x.observe(ctx, f, courseKey, d)
-	}
-	return d
 }
 
 // observe calls Config.OnDecision, recovering from its panics.
