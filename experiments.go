@@ -50,8 +50,10 @@ type Config struct {
 	// Optional. Default: Path "/", MaxAge 30 days, HttpOnly,
 	// SameSite=Lax, Secure false (set it true behind HTTPS).
 	SessionOptions *sessions.Options
-	// Hasher assigns users to buckets and to Rule.Percent shares.
-	// Optional. Default: SHA256Hasher.
+	// Hasher assigns users to buckets, to Rule.Percent shares and to
+	// layers. Optional. Default: nil, SHA256Hasher's buckets, computed
+	// without building the group string (passing SHA256Hasher gives the
+	// same buckets, at the cost of that string).
 	Hasher Hasher
 	// Site is copied into events (edX's site domain), and into
 	// exposures as the dimension "site" when Dimensions names it
@@ -99,8 +101,7 @@ type Experiments struct {
 	sessionName string
 	sessionOpts sessions.Options
 	anonCookie  string // Config.AnonymousCookie
-	hasher      Hasher
-	sha256      bool // hasher is SHA256Hasher: hash without building the group
+	hasher      Hasher // nil: SHA256Hasher's buckets, computed without building the group
 	site        string
 	dimensions  []string // Config.Dimensions
 	now         func() time.Time
@@ -143,10 +144,6 @@ func New(cfg Config) *Experiments {
 	if cfg.SessionOptions != nil {
 		x.sessionOpts = *cfg.SessionOptions
 	}
-	if x.hasher == nil {
-		x.hasher = SHA256Hasher
-	}
-	x.sha256 = isSHA256Hasher(x.hasher)
 	if x.now == nil {
 		x.now = time.Now
 	}

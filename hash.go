@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"reflect"
 )
 
 // Hasher assigns a user to one of buckets buckets of a bucketing group.
@@ -14,8 +13,10 @@ import (
 // return a value in [0, buckets); it is called concurrently.
 type Hasher func(group string, u User, buckets int) int
 
-// SHA256Hasher is the default Hasher: SHA256Bucket(group, u.ID, buckets).
-// Buckets depend on the user's ID, so renaming a user does not move them.
+// SHA256Hasher is SHA256Bucket(group, u.ID, buckets): the buckets of the
+// default, a nil Config.Hasher, which computes them without building the
+// group string. Buckets depend on the user's ID, so renaming a user does
+// not move them.
 var SHA256Hasher Hasher = sha256Hasher
 
 // EdXHasher is EdXBucket(group, u.Username, buckets): the same buckets as
@@ -25,6 +26,72 @@ var EdXHasher Hasher = edxHasher
 
 func sha256Hasher(group string, u User, buckets int) int { return SHA256Bucket(group, u.ID, buckets) }
 func edxHasher(group string, u User, buckets int) int    { return EdXBucket(group, u.Username, buckets) }
+
+// The one rule that joins a group and a course key: group + "." +
+// course, or group alone for no course. Hashing groups, Assignments'
+// experiments and session marks are all joined so (joinGroup), and
+// sha256Bucket3 writes the same bytes into its buffer.
+
+// joinGroup returns group joined with course.
+func joinGroup(group, course string) string {
+	if course == "" {
+		return group
+	}
+	return group + "." + course
+}
+
+// hashCourse returns the course part of the flag's hashing group for
+// courseKey: courseKey for a course-aware flag, else "" (one bucket for
+// every course).
+func (f *ExperimentFlag) hashCourse(courseKey string) string {
+	if f.courseAware {
+		return courseKey
+	}
+	return ""
+}
+
+// hashed is the decision of the hash (step 12 of decide): the bucket the
+// hash gives the user in the flag's group; with weights w, the bucket
+// whose range holds the user's slot (weights.go). A custom Hasher that
+// fails gives control.
+func (f *ExperimentFlag) hashed(st *reqState, courseKey string, w *slotWeights) Decision {
+	n := f.buckets
+	if w != nil {
+		n = WeightSlots
+	}
+	var buf User
+	b, err := st.x.hash(f.full, f.hashCourse(courseKey), f.hashUser(st, &buf), n)
+	if err != nil {
+		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)}
+	}
+	if w != nil {
+		b = w.bucket(b)
+	}
+	return Decision{Bucket: b, Reason: ReasonHashed}
+}
+
+// hash buckets u in group joined with course. Without Config.Hasher it
+// hashes like SHA256Hasher, without building the joined string; a custom
+// Hasher that panics or answers outside [0, buckets) gives an error.
+func (x *Experiments) hash(group, course string, u *User, buckets int) (int, error) {
+	if x.hasher == nil {
+		return sha256Bucket3(group, course, u.ID, buckets), nil
+	}
+	return x.customHash(joinGroup(group, course), u, buckets)
+}
+
+func (x *Experiments) customHash(group string, u *User, buckets int) (b int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			b, err = 0, fmt.Errorf("hasher panicked on group %q: %v", group, p)
+		}
+	}()
+	b = x.hasher(group, *u, buckets)
+	if b < 0 || b >= buckets {
+		return 0, fmt.Errorf("hasher returned %d for group %q and %d buckets", b, group, buckets)
+	}
+	return b, nil
+}
 
 // stackHash is the input size hashed without a heap allocation.
 const stackHash = 256
@@ -38,8 +105,8 @@ func SHA256Bucket(group, key string, buckets int) int {
 	return sha256Bucket3(group, "", key, buckets)
 }
 
-// sha256Bucket3 is SHA256Bucket(group+sep+course, key, buckets) without
-// building the group string: sep is "" or ".".
+// sha256Bucket3 is SHA256Bucket(joinGroup(group, course), key, buckets)
+// without building the joined string.
 func sha256Bucket3(group, course, key string, buckets int) int {
 	if buckets < 1 {
 		return 0
@@ -62,8 +129,8 @@ func sha256Bucket3(group, course, key string, buckets int) int {
 	return int(uint64(binary.BigEndian.Uint32(d[:4])) % uint64(buckets))
 }
 
-// fill writes group [+ "." + course] + 0x00 + key into b, which has exactly
-// the right length.
+// fill writes joinGroup(group, course) + 0x00 + key into b, which has
+// exactly the right length.
 func fill(b []byte, group, course, key string) {
 	i := copy(b, group)
 	if course != "" {
@@ -97,60 +164,4 @@ func EdXBucket(group, key string, buckets int) int {
 		v = v<<2 | uint32(b>>7)<<1 | uint32(b>>3&1)
 	}
 	return int(uint64(v) % uint64(buckets))
-}
-
-// isSHA256Hasher reports whether h is SHA256Hasher, so that the flag can
-// hash its group without building the group string.
-func isSHA256Hasher(h Hasher) bool {
-	return reflect.ValueOf(h).Pointer() == reflect.ValueOf(Hasher(sha256Hasher)).Pointer()
-}
-
-// hash buckets u in group (+ "." + courseKey when courseKey is not empty).
-// A custom Hasher that panics or answers outside [0, buckets) gives an
-// error.
-func (x *Experiments) hash(group, courseKey string, u *User, buckets int) (int, error) {
-	if x.sha256 {
-		return sha256Bucket3(group, courseKey, u.ID, buckets), nil
-	}
-	if courseKey != "" {
-		group += "." + courseKey
-	}
-	return x.customHash(group, u, buckets)
-}
-
-func (x *Experiments) customHash(group string, u *User, buckets int) (b int, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			b, err = 0, fmt.Errorf("hasher panicked on group %q: %v", group, p)
-		}
-	}()
-	b = x.hasher(group, *u, buckets)
-	if b < 0 || b >= buckets {
-		return 0, fmt.Errorf("hasher returned %d for group %q and %d buckets", b, group, buckets)
-	}
-	return b, nil
-}
-
-// hashed is the decision of the hash (step 12 of decide): the bucket the
-// hash gives the user, of the flag's group and, for a course-aware flag,
-// the course; with weights w, the bucket whose range holds the user's
-// slot (weights.go). A custom Hasher that fails gives control.
-func (f *ExperimentFlag) hashed(st *reqState, courseKey string, w *slotWeights) Decision {
-	hashCourse := ""
-	if f.courseAware {
-		hashCourse = courseKey
-	}
-	n := f.buckets
-	if w != nil {
-		n = WeightSlots
-	}
-	var buf User
-	b, err := st.x.hash(f.full, hashCourse, f.hashUser(st, &buf), n)
-	if err != nil {
-		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)}
-	}
-	if w != nil {
-		b = w.bucket(b)
-	}
-	return Decision{Bucket: b, Reason: ReasonHashed}
 }

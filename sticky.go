@@ -86,10 +86,7 @@ func (f *ExperimentFlag) StickyBuckets() bool { return f.sticky }
 // its full name plus "." + courseKey when the flag is course-aware and
 // courseKey is not empty.
 func (f *ExperimentFlag) AssignmentKey(courseKey string) string {
-	if f.courseAware && courseKey != "" {
-		return f.full + "." + courseKey
-	}
-	return f.full
+	return joinGroup(f.full, f.hashCourse(courseKey))
 }
 
 // ValidateAssignment checks the arguments of SaveAssignment as stores

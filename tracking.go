@@ -68,10 +68,7 @@ func (st *reqState) track(ctx context.Context, f *ExperimentFlag, courseKey stri
 	if !x.tracks() {
 		return false, nil
 	}
-	experiment := f.full
-	if courseKey != "" {
-		experiment += "." + courseKey
-	}
+	experiment := joinGroup(f.full, courseKey) // the session marks' key: flag and course
 	sess := st.session()
 	// done reports whether the session has the mark prefix+experiment.
 	done := func(prefix string) bool {
