@@ -55,7 +55,15 @@ func TestHotPathAllocations(t *testing.T) {
 	}
 	ctx := x.NewContext(bg, users[1])
 	benchFlag.Bucket(ctx, benchCourse)
-	cases[len(cases)-1].run = func() { benchFlag.Bucket(ctx, benchCourse) }
+	for i := range cases {
+		if cases[i].name == "cached decision" {
+			cases[i].run = func() {
+				if d := benchFlag.Decide(ctx, benchCourse); d.Reason != experiments.ReasonCached {
+					t.Fatalf("not cached: %+v", d)
+				}
+			}
+		}
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if got := testing.AllocsPerRun(200, c.run); got > c.max {

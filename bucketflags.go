@@ -5,6 +5,11 @@ import (
 	"strings"
 )
 
+// Bucket flags force buckets: the flag "namespace.name.i", on for a user
+// (by the same rules and overrides as any flag), puts them in bucket i
+// of the experiment "namespace.name" (step 8 of decide), as Open edX's
+// ExperimentWaffleFlag does. A snapshot links each to its main flag.
+
 // maxBucketFlag bounds the index of a bucket flag "name.i" that a snapshot
 // links to its main flag.
 const maxBucketFlag = 1 << 10
@@ -40,6 +45,25 @@ func bucketFlag(name string) (parent string, i int, ok bool) {
 // BucketFlag returns the name of the flag that forces bucket i,
 // "namespace.name.i".
 func (f *ExperimentFlag) BucketFlag(i int) string { return f.full + "." + itoa(i) }
+
+// linkBucketFlags links the bucket flags of flags to their main flags
+// (compiledFlag.buckets).
+func linkBucketFlags(flags map[string]*compiledFlag) {
+	for name, c := range flags {
+		parent, i, ok := bucketFlag(name)
+		if !ok {
+			continue
+		}
+		p := flags[parent]
+		if p == nil {
+			continue // main flag never set: off, its bucket flags do not matter
+		}
+		if len(p.buckets) <= i {
+			p.buckets = append(p.buckets, make([]*compiledFlag, i+1-len(p.buckets))...)
+		}
+		p.buckets[i] = c
+	}
+}
 
 // forced returns the bucket that a bucket flag forces on u in courseKey:
 // the first i below buckets whose flag "name.i" is on (step 8 of

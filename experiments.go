@@ -94,7 +94,7 @@ type Config struct {
 type Experiments struct {
 	store       Store
 	enrollments Enrollments
-	assignments Assignments // assignments.go
+	assignments Assignments // sticky.go
 	tracker     Tracker
 	recorder    Recorder
 	sessions    sessions.Store

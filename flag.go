@@ -24,7 +24,7 @@ type ExperimentFlag struct {
 	experimentID    int
 	hasExperimentID bool
 	courseAware     bool
-	sticky          bool         // WithStickyBuckets (assignments.go)
+	sticky          bool         // WithStickyBuckets (sticky.go)
 	weights         []float64    // WithWeights (weights.go); nil without
 	hasWeights      bool         // WithWeights was given, even empty
 	slots           *slotWeights // weights compiled; nil: bucket = hash mod buckets

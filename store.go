@@ -97,20 +97,7 @@ func NewSnapshot(d SnapshotData) *Snapshot {
 			get(name).orgs = m
 		}
 	}
-	for name, c := range s.flags {
-		parent, i, ok := bucketFlag(name)
-		if !ok {
-			continue
-		}
-		p := s.flags[parent]
-		if p == nil {
-			continue // main flag never set: off, its bucket flags do not matter
-		}
-		if len(p.buckets) <= i {
-			p.buckets = append(p.buckets, make([]*compiledFlag, i+1-len(p.buckets))...)
-		}
-		p.buckets[i] = c
-	}
+	linkBucketFlags(s.flags)
 	for name, m := range d.Meta {
 		// Stores validate meta on write; weights that are still wrong
 		// (a custom store) are left out rather than bucketing anyone.
