@@ -54,23 +54,23 @@ type Decision struct {
 // Reason says why a decision gave its bucket.
 type Reason string
 
-// The reasons of a Decision, in the order of the steps that give them
-// (see decide).
+// The reasons of a Decision, in the order of the steps that give them;
+// the README's "The decision order" numbers the steps.
 const (
-	ReasonOverride        Reason = "override"         // Override or WithOverride is in effect
-	ReasonNoRequest       Reason = "no_request"       // ctx has no request state: control, not cached
-	ReasonAnonymous       Reason = "anonymous"        // the user has no ID (nor, WithAnonymous, an anonymous ID): control, not cached
-	ReasonCached          Reason = "cached"           // decided earlier in this request
-	ReasonError           Reason = "error"            // the store or enrollment lookup failed: control
-	ReasonNotInAudience   Reason = "not_in_audience"  // the main flag's rule that applies has Conditions the user fails: control, not tracked
-	ReasonFlagOff         Reason = "flag_off"         // the main flag is off for the user and course
-	ReasonBadWindow       Reason = "bad_window"       // an enrollment bound does not parse: control
-	ReasonOutsideWindow   Reason = "outside_window"   // enrolled outside the enrollment window: control
-	ReasonForced          Reason = "forced"           // a bucket flag "name.i" is on
-	ReasonNoBucketingID   Reason = "no_bucketing_id"  // WithBucketingAttribute: the user has no such attribute (step 9)
-	ReasonOtherExperiment Reason = "other_experiment" // InLayer: the user's part of the layer is another experiment's, or none's (step 10)
-	ReasonSticky          Reason = "sticky"           // WithStickyBuckets: the bucket remembered for the user (step 11)
-	ReasonHashed          Reason = "hashed"           // the hash of group and user chose the bucket
+	ReasonOverride        Reason = "override"         // 1: Override or WithOverride is in effect
+	ReasonNoRequest       Reason = "no_request"       // 2: ctx has no request state: control, not cached
+	ReasonAnonymous       Reason = "anonymous"        // 3, 5: the user has no ID (nor, WithAnonymous, an anonymous ID): control, not cached
+	ReasonCached          Reason = "cached"           // 4: decided earlier in this request
+	ReasonError           Reason = "error"            // 5 to 12: a course key no store accepts, or the store, the enrollment lookup or a custom Hasher failed: control
+	ReasonNotInAudience   Reason = "not_in_audience"  // 6: the main flag's rule that applies has Conditions the user fails: control, not tracked
+	ReasonFlagOff         Reason = "flag_off"         // 6: the main flag is off for the user and course
+	ReasonBadWindow       Reason = "bad_window"       // 7: an enrollment bound does not parse: control
+	ReasonOutsideWindow   Reason = "outside_window"   // 7: enrolled outside the enrollment window: control
+	ReasonForced          Reason = "forced"           // 8: a bucket flag "name.i" is on
+	ReasonNoBucketingID   Reason = "no_bucketing_id"  // 9: WithBucketingAttribute: the user has no such attribute
+	ReasonOtherExperiment Reason = "other_experiment" // 10: InLayer: the user's part of the layer is another experiment's, or none's
+	ReasonSticky          Reason = "sticky"           // 11: WithStickyBuckets: the bucket remembered for the user
+	ReasonHashed          Reason = "hashed"           // 12: the hash of group and user chose the bucket
 )
 
 // ask is what a caller wants of decide.
