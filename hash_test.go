@@ -375,21 +375,9 @@ func TestGoldenBuckets(t *testing.T) {
 		t.Logf("wrote %s", goldenBuckets)
 	}
 
-	f, err := os.Open(goldenBuckets)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	count, lineNo := 0, 0
+	count := 0
 	seen := map[string]bool{}
-	for sc.Scan() {
-		lineNo++
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	eachGoldenLine(t, goldenBuckets, func(lineNo int, line string) {
 		v, err := parseGoldenLine(line)
 		if err != nil {
 			t.Fatalf("%s:%d: %v", goldenBuckets, lineNo, err)
@@ -406,11 +394,29 @@ func TestGoldenBuckets(t *testing.T) {
 		if ref := refBucketFuncs[v.hasher](v.group, v.key, v.buckets); ref != v.want {
 			t.Errorf("%s:%d: reference %s gives %d, golden %d", goldenBuckets, lineNo, v.hasher, ref, v.want)
 		}
+	})
+	if count < 200 || !seen["sha256"] || !seen["edx"] {
+		t.Errorf("%s has %d vectors (hashers %v), want at least 200 of both hashers", goldenBuckets, count, seen)
+	}
+}
+
+// eachGoldenLine calls fn with each line of the golden file path but
+// blank lines and comments ("#"), numbered from 1.
+func eachGoldenLine(t *testing.T, path string, fn func(lineNo int, line string)) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for lineNo := 1; sc.Scan(); lineNo++ {
+		if line := sc.Text(); line != "" && !strings.HasPrefix(line, "#") {
+			fn(lineNo, line)
+		}
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
-	}
-	if count < 200 || !seen["sha256"] || !seen["edx"] {
-		t.Errorf("%s has %d vectors (hashers %v), want at least 200 of both hashers", goldenBuckets, count, seen)
 	}
 }

@@ -1,7 +1,6 @@
 package experiments_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -64,20 +63,8 @@ func TestGoldenWeightedBuckets(t *testing.T) {
 		}
 		t.Logf("wrote %s", goldenWeights)
 	}
-	f, err := os.Open(goldenWeights)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	count, lineNo := 0, 0
-	for sc.Scan() {
-		lineNo++
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	count := 0
+	eachGoldenLine(t, goldenWeights, func(lineNo int, line string) {
 		var fields [3]string
 		rest := line
 		for i := range fields {
@@ -106,10 +93,7 @@ func TestGoldenWeightedBuckets(t *testing.T) {
 		if ref := refSlotBucket(slot, w); ref != bucket {
 			t.Errorf("%s:%d: reference gives %d, golden %d", goldenWeights, lineNo, ref, bucket)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	if want := len(goldenWeightSets) * len(goldenPairs()); count != want {
 		t.Errorf("%s has %d vectors, want %d", goldenWeights, count, want)
 	}
