@@ -159,14 +159,27 @@ func (ss *sessionState) save() {
 // logOnce logs the failure of a decision, at most once per request and
 // experiment. st.mu is held.
 func (st *reqState) logOnce(ctx context.Context, f *ExperimentFlag, courseKey string, d Decision) {
+	if st.firstFailure(f, courseKey) {
+		st.x.logFailure(ctx, f, courseKey, d)
+	}
+}
+
+// firstFailure reports whether no failure of f in courseKey was logged in
+// the request yet, and notes that one now is. st.mu is held.
+func (st *reqState) firstFailure(f *ExperimentFlag, courseKey string) bool {
 	rare := st.rareState()
 	for _, e := range rare.failed {
 		if e.flag == f && e.course == courseKey {
-			return
+			return false
 		}
 	}
 	rare.failed = append(rare.failed, cacheEntry{flag: f, course: courseKey})
-	st.x.log.LogAttrs(ctx, slog.LevelError, "experiments: decision failed",
+	return true
+}
+
+// logFailure logs the failure of decision d.
+func (x *Experiments) logFailure(ctx context.Context, f *ExperimentFlag, courseKey string, d Decision) {
+	x.log.LogAttrs(ctx, slog.LevelError, "experiments: decision failed",
 		slog.String("flag", f.full), slog.String("course", courseKey),
 		slog.Int("bucket", d.Bucket), slog.String("reason", string(d.Reason)), slog.Any("err", d.Err))
 }
