@@ -82,8 +82,8 @@ type Config struct {
 	Logger *slog.Logger
 	// OnDecision observes every decision made with request state, cached
 	// ones included (see DecisionFunc), e.g. prommetrics' ObserveDecision.
-	// Optional. Default: nil, decisions are not observed (and that costs
-	// nothing).
+	// Optional. Default: nil, decisions are not observed (which costs a
+	// comparison per decision).
 	OnDecision DecisionFunc
 }
 
