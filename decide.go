@@ -84,7 +84,7 @@ const (
 
 // decide runs the decision order, the steps of the README's "The
 // decision order" with the same numbers: each step ends the decision or
-// passes it on. A cached decision runs steps 1 to 5, which read nothing
+// passes it on. A cached decision runs steps 1 to 4, which read nothing
 // but the request; a fresh one goes on with 6 to 12 under the request's
 // lock, and 13 and 14 run as it returns, whichever step decided.
 func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, q ask) (d Decision) {
