@@ -78,23 +78,26 @@ func bucketingKey(v any) (string, bool) {
 	return "", false
 }
 
-// hashUser returns the user the hash sees: the request's user, or, for a
-// flag WithBucketingAttribute or an anonymous visitor, a copy in buf
-// whose ID and Username are the attribute's value or the anonymous ID.
-// evaluate has checked that the key exists. st.mu is held.
-func (f *ExperimentFlag) hashUser(st *reqState, buf *User) *User {
+// hashUser returns the user the hash sees (step 9 of decide): the
+// request's user, or, for a flag WithBucketingAttribute or an anonymous
+// visitor, a copy in buf whose ID and Username are the attribute's value
+// or the anonymous ID. ok is false for a user without the attribute.
+// st.mu is held.
+func (f *ExperimentFlag) hashUser(st *reqState, buf *User) (u *User, ok bool) {
 	var key string
 	switch {
 	case f.bucketingAttr != "":
-		key, _ = bucketingKey(st.user.Attributes[f.bucketingAttr])
+		if key, ok = bucketingKey(st.user.Attributes[f.bucketingAttr]); !ok {
+			return nil, false
+		}
 	case st.user.ID == "":
-		key = st.sess.anonID
+		key = st.sess.anonID // step 5 has checked that there is one
 	default:
-		return &st.user
+		return &st.user, true
 	}
 	*buf = st.user
 	buf.ID, buf.Username = key, key
-	return buf
+	return buf, true
 }
 
 // anonymousLen is the length of an anonymous ID: 16 random bytes in hex.

@@ -193,18 +193,20 @@ func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, q ask) (d
 		}
 	}
 
-	// 9. Bucketing ID (bucketing.go): a flag WithBucketingAttribute gives
-	// control to a user without the attribute.
-	if f.bucketingAttr != "" {
-		if _, ok := bucketingKey(st.user.Attributes[f.bucketingAttr]); !ok {
-			return Decision{Reason: ReasonNoBucketingID}
-		}
+	// 9. Bucketing ID (bucketing.go): the user the hashes of steps 10 and
+	// 12 see, whose ID is the bucketing attribute's value for a flag
+	// WithBucketingAttribute, or the anonymous ID; a user without the
+	// attribute gets control.
+	var buf User
+	u, ok := f.hashUser(st, &buf)
+	if !ok {
+		return Decision{Reason: ReasonNoBucketingID}
 	}
 
 	// 10. Layer (layer.go): a flag InLayer gives control to a user whose
 	// point of the layer is outside the flag's range.
 	if f.layer != nil {
-		if d, out := f.outsideLayer(st); out {
+		if d, out := f.outsideLayer(st, u); out {
 			return d
 		}
 	}
@@ -231,7 +233,7 @@ func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, q ask) (d
 	// user's ID (or bucketing attribute, or anonymous ID) chooses the
 	// bucket: the hash mod buckets or, with weights, the bucket whose
 	// range holds the user's slot. A sticky flag remembers it.
-	h := f.hashed(st, courseKey, w)
+	h := f.hashed(st, courseKey, u, w)
 	h.Err = joinErr(werr, joinErr(h.Err, r.err))
 	if sticky && h.Reason == ReasonHashed {
 		h.Err = joinErr(h.Err, f.saveAssignment(ctx, st, courseKey, h.Bucket, r))

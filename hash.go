@@ -51,16 +51,15 @@ func (f *ExperimentFlag) hashCourse(courseKey string) string {
 }
 
 // hashed is the decision of the hash (step 12 of decide): the bucket the
-// hash gives the user in the flag's group; with weights w, the bucket
-// whose range holds the user's slot (weights.go). A custom Hasher that
-// fails gives control.
-func (f *ExperimentFlag) hashed(st *reqState, courseKey string, w *slotWeights) Decision {
+// hash gives u (hashUser) in the flag's group; with weights w, the bucket
+// whose range holds u's slot (weights.go). A custom Hasher that fails
+// gives control.
+func (f *ExperimentFlag) hashed(st *reqState, courseKey string, u *User, w *slotWeights) Decision {
 	n := f.buckets
 	if w != nil {
 		n = WeightSlots
 	}
-	var buf User
-	b, err := st.x.hash(f.full, f.hashCourse(courseKey), f.hashUser(st, &buf), n)
+	b, err := st.x.hash(f.full, f.hashCourse(courseKey), u, n)
 	if err != nil {
 		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)}
 	}

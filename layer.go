@@ -111,12 +111,11 @@ func (f *ExperimentFlag) hashKeyKind() string {
 }
 
 // outsideLayer returns the decision of step 10 of decide, for a flag
-// InLayer, when the user's point of the layer is outside the flag's
-// range (or a custom Hasher fails on it); out is false for a user
+// InLayer, when the point of the layer of u (hashUser) is outside the
+// flag's range (or a custom Hasher fails on it); out is false for a user
 // inside. st.mu is held.
-func (f *ExperimentFlag) outsideLayer(st *reqState) (d Decision, out bool) {
-	var buf User
-	slot, err := st.x.hash(f.layer.group, "", f.hashUser(st, &buf), layerSlots)
+func (f *ExperimentFlag) outsideLayer(st *reqState, u *User) (d Decision, out bool) {
+	slot, err := st.x.hash(f.layer.group, "", u, layerSlots)
 	if err != nil {
 		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: layer %s: %w", f.full, f.layer.name, err)}, true
 	}
