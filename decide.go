@@ -218,7 +218,7 @@ func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, q ask) (d
 
 	// 11. Sticky (sticky.go): a flag WithStickyBuckets gives the bucket
 	// remembered for the user, the one kept at step 6 included.
-	sticky := f.sticky && x.assignments != nil && st.user.ID != ""
+	sticky := f.sticksFor(st)
 	var r recall
 	if sticky {
 		if r = kept; !r.found {

@@ -106,6 +106,13 @@ func ValidateAssignment(userID, experiment string, bucket int) error {
 	return nil
 }
 
+// sticksFor reports whether the flag keeps the buckets of the request's
+// user: WithStickyBuckets, with Config.Assignments, for a signed-in user
+// (anonymous visitors keep none).
+func (f *ExperimentFlag) sticksFor(st *reqState) bool {
+	return f.sticky && st.x.assignments != nil && st.user.ID != ""
+}
+
 // recall is what a sticky flag read of a user's remembered bucket.
 type recall struct {
 	bucket int
@@ -116,7 +123,7 @@ type recall struct {
 // recallOutsidePercent reads the bucket remembered for a user whom the
 // main flag c leaves out, when only its Percent does. st.mu is held.
 func (f *ExperimentFlag) recallOutsidePercent(ctx context.Context, st *reqState, c *compiledFlag, courseKey string) recall {
-	if !f.sticky || st.x.assignments == nil || st.user.ID == "" || !c.offByPercentOnly(courseKey) {
+	if !f.sticksFor(st) || !c.offByPercentOnly(courseKey) {
 		return recall{}
 	}
 	return f.recall(ctx, st, f.AssignmentKey(courseKey))
