@@ -125,7 +125,7 @@ func New(cfg Config) *Experiments {
 	x := &Experiments{
 		store: cfg.Store, enrollments: cfg.Enrollments, tracker: cfg.Tracker, recorder: cfg.Recorder,
 		sessions: cfg.Sessions, sessionName: cfg.SessionName, anonCookie: cfg.AnonymousCookie, hasher: cfg.Hasher,
-		site: cfg.Site, dimensions: slices.Sorted(slices.Values(cfg.Dimensions)), now: cfg.Now, log: cfg.Logger, observer: newObserver(cfg.OnDecision),
+		site: cfg.Site, dimensions: slices.Sorted(slices.Values(cfg.Dimensions)), now: cfg.Now, log: cfg.Logger, observer: observer{onDecision: cfg.OnDecision},
 		sessionOpts: sessions.Options{Path: "/", MaxAge: 30 * 86400, HttpOnly: true, SameSite: http.SameSiteLaxMode},
 	}
 	if x.store == nil {

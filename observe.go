@@ -27,9 +27,6 @@ type observer struct {
 	panicked   atomic.Bool  // onDecision panicked (and that was logged)
 }
 
-// newObserver returns the observer of Config.OnDecision fn.
-func newObserver(fn DecisionFunc) observer { return observer{onDecision: fn} }
-
 // report reports *d, a decision for the request of st, to
 // Config.OnDecision. decide calls it before each of its returns with
 // request state; IsExperimentOn is not observed. Without
