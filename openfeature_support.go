@@ -49,7 +49,7 @@ func (x *Experiments) RequestUser(ctx context.Context) (User, bool) {
 // ErrInvalid. A tracker failure is logged once per request and experiment
 // and wraps ErrTracker, as with Decide; TrackDecision never panics.
 func (f *ExperimentFlag) TrackDecision(ctx context.Context, courseKey string, d Decision) (out Decision) {
-	if d.Reason != ReasonForced && d.Reason != ReasonHashed && d.Reason != ReasonSticky {
+	if !d.Reason.tracked() {
 		return d
 	}
 	sc := scopeOf(ctx)
