@@ -107,9 +107,14 @@ func Version(ctx context.Context, db *sqlx.DB, schema string) (uint, error) {
 		return 0, fmt.Errorf("sqlstore: reading the version of schema %q: %w", schema, err)
 	}
 	if dirty {
-		return v, fmt.Errorf("%w: schema %q, version %d (table %s)", ErrSchemaDirty, schema, v, migrationsTable)
+		return v, dirtyError(schema, v)
 	}
 	return v, nil
+}
+
+// dirtyError is the error for schema marked dirty at version v.
+func dirtyError(schema string, v uint) error {
+	return fmt.Errorf("%w: schema %q, version %d (table %s)", ErrSchemaDirty, schema, v, migrationsTable)
 }
 
 // readVersion reads the migrations table of schema, if there is one.
@@ -144,22 +149,31 @@ func readVersion(ctx context.Context, db *sqlx.DB, schema string) (version uint,
 // after. A schema already up to date is only read. It needs the
 // privileges of the schema's owner (CREATE on the database, or on the
 // schema when it exists); a store's runtime needs far fewer, see Open.
-// Processes that migrate the same schema at once take turns. The error
-// wraps ErrSchemaAhead when the schema is newer than this package (and
-// nothing is changed), ErrSchemaDirty after a failed migration,
+// Processes that migrate the same schema at once take turns: one that
+// finds the schema marked dirty waits for a migration running elsewhere
+// and reads the mark again once it ends. The error wraps ErrSchemaAhead
+// when the schema is newer than this package (and nothing is changed),
+// ErrSchemaDirty after a failed migration,
 // ErrConnect when the database cannot be reached.
 func Migrate(ctx context.Context, db *sqlx.DB, schema string) (before, after uint, err error) {
 	before, err = Version(ctx, db, schema)
-	if err != nil {
+	// A dirty mark read without the migration lock may be another
+	// process's migration running now: runMigrations waits for that lock
+	// and reads the mark again under it.
+	if err != nil && !(errors.Is(err, ErrSchemaDirty) && before <= schemaVersion) {
 		return before, before, err
 	}
+	dirty := err != nil
 	if before > schemaVersion {
 		return before, before, aheadError(schema, before)
 	}
-	if before == schemaVersion {
+	if before == schemaVersion && !dirty {
 		return before, before, nil
 	}
 	if err := runMigrations(ctx, db, schema); err != nil {
+		if d, ok := errors.AsType[migrate.ErrDirty](err); ok {
+			return before, before, dirtyError(schema, uint(max(d.Version, 0)))
+		}
 		return before, before, err
 	}
 	after, err = Version(ctx, db, schema)
@@ -178,6 +192,8 @@ func aheadError(schema string, v uint) error {
 func prepareSchema(ctx context.Context, db *sqlx.DB, schema string, migrate bool) error {
 	v, err := Version(ctx, db, schema)
 	switch {
+	case err != nil && migrate && errors.Is(err, ErrSchemaDirty):
+		// Perhaps a migration running now: Migrate waits for it.
 	case err != nil:
 		return err
 	case v == schemaVersion:

@@ -14,6 +14,7 @@ import (
 	"github.com/abkit/experiments/internal/pgtest"
 	"github.com/abkit/experiments/results"
 	"github.com/abkit/experiments/sqlstore"
+	"github.com/golang-migrate/migrate/v4/database"
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
@@ -371,5 +372,68 @@ func TestOpenUnreachable(t *testing.T) {
 	_, err = sqlstore.New(ctx, db, "public")
 	if !errors.Is(err, sqlstore.ErrConnect) || !strings.Contains(fmt.Sprint(err), "connecting to PostgreSQL at "+addr+": ") {
 		t.Errorf("New: %v, want ErrConnect naming %s", err, addr)
+	}
+}
+
+// A store that opens while another process is migrating the schema
+// reads the dirty mark that golang-migrate sets for the migration's
+// length. It waits for that migration's lock and opens once it ends,
+// instead of reporting a failed migration.
+func TestOpenWaitsForAMigrationRunningElsewhere(t *testing.T) {
+	ctx := context.Background()
+	db := testDB(t)
+	schema := newSchema(t)
+	openStoreIn(t, schema).Close()
+	var dbName string
+	if err := db.Get(&dbName, "SELECT current_database()"); err != nil {
+		t.Fatal(err)
+	}
+	lockID, err := database.GenerateAdvisoryLockId(dbName, schema, "experiments_schema_migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The other process: its lock held, its version marked dirty.
+	other, err := db.Connx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	table := pq.QuoteIdentifier(schema) + ".experiments_schema_migrations"
+	if _, err := other.ExecContext(ctx, "SELECT pg_advisory_lock($1)", lockID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.ExecContext(ctx, "UPDATE "+table+" SET dirty = true"); err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan error, 1)
+	go func() {
+		s, err := sqlstore.OpenWith(ctx, testDSN(), sqlstore.WithSchema(schema))
+		if err == nil {
+			err = s.Close()
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		t.Fatalf("Open returned while the migration ran: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	// The other migration ends well.
+	if _, err := other.ExecContext(ctx, "UPDATE "+table+" SET dirty = false"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", lockID); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-opened; err != nil {
+		t.Errorf("Open after the migration ended: %v", err)
+	}
+	// A mark still dirty once the lock is free is a failed migration.
+	if _, err := db.Exec("UPDATE " + table + " SET dirty = true"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := sqlstore.Migrate(ctx, db, schema); !errors.Is(err, sqlstore.ErrSchemaDirty) ||
+		!strings.Contains(err.Error(), fmt.Sprintf("schema %q, version %d", schema, sqlstore.SchemaVersion())) {
+		t.Errorf("Migrate: %v, want ErrSchemaDirty naming the schema and version", err)
 	}
 }
