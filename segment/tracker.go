@@ -266,7 +266,9 @@ func (t *Tracker) Track(_ context.Context, e experiments.Event) error {
 // that holds them (which posts its last batch and waits for its
 // requests) and goes on with a new one. So, as at Close, a batch that
 // fails meanwhile is given up, not retried. Flush returns an error when
-// events were given up meanwhile, and ctx's error if ctx ends first (the
+// events were given up since the last Flush that reported some (an event
+// too big to send is given up as soon as it is queued, and the next
+// Flush reports it), and ctx's error if ctx ends first (the
 // events are still sent in the background; Close waits for them). After
 // Close it returns nil at once.
 func (t *Tracker) Flush(ctx context.Context) error {
@@ -280,7 +282,6 @@ func (t *Tracker) Flush(ctx context.Context) error {
 		t.mu.Unlock()
 		return err
 	}
-	lost := t.counts.Lost()
 	prev := t.client
 	t.client = next
 	t.closing.Add(1)
@@ -297,8 +298,8 @@ func (t *Tracker) Flush(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if n := t.counts.Lost() - lost; n > 0 {
-		return fmt.Errorf("segment: %d events not sent: %w", n, t.counts.LastError())
+	if n, cause := t.counts.TakeLost(); n > 0 {
+		return fmt.Errorf("segment: %d events not sent: %w", n, cause)
 	}
 	return nil
 }

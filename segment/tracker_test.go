@@ -731,6 +731,13 @@ func TestTrackRefusesWhatSegmentWouldRefuse(t *testing.T) {
 		big := event("1", 1)
 		big.Site = strings.Repeat("x", 33_000)
 		mustTrack(t, tr, big)
+		// analytics-go gives it up as soon as its goroutine takes it:
+		// before Flush begins, here, which Flush still reports.
+		for deadline := time.Now().Add(5 * time.Second); tr.Stats().Dropped < 5; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the big message is not given up within 5 s: %+v", tr.Stats())
+			}
+		}
 		err := flush(t, tr)
 		if err == nil || !strings.Contains(err.Error(), "1 events not sent") || !strings.Contains(err.Error(), "exceeds the maximum allowed size") {
 			t.Errorf("Flush: %v, want 1 event not sent as too big", err)
@@ -740,6 +747,9 @@ func TestTrackRefusesWhatSegmentWouldRefuse(t *testing.T) {
 		}
 		if !strings.Contains(logs.String(), "exceeds the maximum allowed size") {
 			t.Errorf("logs do not tell the message given up:\n%s", logs)
+		}
+		if err := flush(t, tr); err != nil {
+			t.Errorf("a second Flush: %v, want nil: the loss was reported once", err)
 		}
 	})
 	if st := tr.Stats(); st != (experiments.QueueStats{Written: 1, Dropped: 5, Batches: 1}) {

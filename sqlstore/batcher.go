@@ -127,10 +127,10 @@ func (b *batcher[T]) close(ctx context.Context) error {
 }
 
 // flush waits until the rows queued before the call are written or given
-// up. It returns ctx's error if ctx ends first, and an error when batches
-// were given up meanwhile. After close it returns at once.
+// up. It returns ctx's error if ctx ends first, and an error when rows
+// were given up since the last flush that reported some. After close it
+// returns at once.
 func (b *batcher[T]) flush(ctx context.Context) error {
-	lost := b.counts.Lost()
 	reply := make(chan struct{})
 	select {
 	case b.flushes <- reply:
@@ -144,8 +144,8 @@ func (b *batcher[T]) flush(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if n := b.counts.Lost() - lost; n > 0 {
-		return fmt.Errorf("sqlstore: %s: %d %s not written: %w", b.what, n, b.noun, b.counts.LastError())
+	if n, cause := b.counts.TakeLost(); n > 0 {
+		return fmt.Errorf("sqlstore: %s: %d %s not written: %w", b.what, n, b.noun, cause)
 	}
 	return nil
 }

@@ -110,7 +110,8 @@ func (s *Store) ConversionStats() experiments.QueueStats { return s.rec.conversi
 
 // Flush waits until the exposures and conversions recorded before the
 // call are written (or given up after their last attempt, which makes
-// Flush return an error), without waiting for the flush interval. It
+// Flush return an error, as do rows given up since the last Flush that
+// reported some), without waiting for the flush interval. It
 // returns ctx's error if ctx ends first; after Close it returns nil at
 // once. Trackers are not flushed.
 func (s *Store) Flush(ctx context.Context) error {

@@ -32,6 +32,7 @@ type Counters struct {
 	written, dropped atomic.Uint64
 	lost             atomic.Uint64 // the part of dropped given up after being queued
 	lostAtClose      atomic.Uint64 // lost when the owner began to close
+	lostReported     uint64        // lost when TakeLost last ran, under errMu
 
 	errMu   sync.Mutex
 	lastErr error // of the last rows given up
@@ -82,9 +83,22 @@ func (c *Counters) LastError() error {
 	return c.lastErr
 }
 
-// Lost returns how many queued rows were given up so far; a flush
-// compares it before and after.
+// Lost returns how many queued rows were given up so far.
 func (c *Counters) Lost() uint64 { return c.lost.Load() }
+
+// TakeLost returns how many queued rows were given up since its last
+// call (or since the start) and why, and counts them as reported. A flush
+// reports with it once its rows are written or given up: a row given up
+// before the flush began (a writer may be that quick) is still reported,
+// and by one flush only.
+func (c *Counters) TakeLost() (uint64, error) {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	now := c.lost.Load()
+	n := now - c.lostReported
+	c.lostReported = now
+	return n, c.lastErr
+}
 
 // Closing notes that the owner begins to close: AwaitClosed reports the
 // rows given up from then on. Call it once, before the owner stops its

@@ -73,3 +73,27 @@ func TestAwaitClosedCancelsWhenItsContextEnds(t *testing.T) {
 		t.Errorf("second caller: cause %v, want context.Canceled", cause)
 	}
 }
+
+// TakeLost reports each row given up once, to the first flush that asks,
+// whenever it was given up.
+func TestTakeLostReportsEachLossOnce(t *testing.T) {
+	var c Counters
+	if n, err := c.TakeLost(); n != 0 || err != nil {
+		t.Errorf("nothing lost: got %d, %v", n, err)
+	}
+	c.GaveUp(2, errors.New("first"))
+	c.GaveUp(1, errors.New("second"))
+	if n, err := c.TakeLost(); n != 3 || err == nil || err.Error() != "second" {
+		t.Errorf("got %d, %v; want 3, second", n, err)
+	}
+	if n, _ := c.TakeLost(); n != 0 {
+		t.Errorf("taken again: %d, want 0", n)
+	}
+	c.GaveUp(4, errors.New("third"))
+	if n, _ := c.TakeLost(); n != 4 {
+		t.Errorf("after a new loss: %d, want 4", n)
+	}
+	if c.Lost() != 7 {
+		t.Errorf("Lost %d, want 7: TakeLost does not change it", c.Lost())
+	}
+}
