@@ -318,40 +318,52 @@ func attrValue(v any) (k attrKind, s string, b bool, n float64) {
 	return absent, "", false, 0
 }
 
+// match reports whether attrs pass c. Each operator asserts the type it
+// compares first (a string, an int or a float64: one comparison of type
+// words), and reads other types with attrValue only when that fails.
 func (c *cond) match(attrs map[string]any) bool {
 	if c.never {
 		return false
 	}
-	k, s, b, n := attrValue(attrs[c.attr])
-	if k == absent {
-		return c.op == opNotExists
-	}
+	v := attrs[c.attr]
 	switch c.op {
 	case opEquals, opIn:
-		return c.equals(k, s, b, n)
+		if s, ok := v.(string); ok {
+			return c.equalsString(s)
+		}
+		return c.equals(attrValue(v))
 	case opNotIn:
-		return !c.equals(k, s, b, n)
-	case opLess:
-		return k == kindNumber && n < c.num
-	case opLessOrEqual:
-		return k == kindNumber && n <= c.num
-	case opGreater:
-		return k == kindNumber && n > c.num
-	case opGreaterOrEqual:
-		return k == kindNumber && n >= c.num
-	case opExists:
-		return true
-	case opNotExists:
-		return false
+		if s, ok := v.(string); ok {
+			return !c.equalsString(s)
+		}
+		k, s, b, n := attrValue(v)
+		return k != absent && !c.equals(k, s, b, n)
+	case opLess, opLessOrEqual, opGreater, opGreaterOrEqual:
+		n, ok := number(v)
+		switch {
+		case !ok:
+			return false
+		case c.op == opLess:
+			return n < c.num
+		case c.op == opLessOrEqual:
+			return n <= c.num
+		case c.op == opGreater:
+			return n > c.num
+		}
+		return n >= c.num
+	case opExists, opNotExists:
+		k, _, _, _ := attrValue(v)
+		return (k != absent) == (c.op == opExists)
 	}
-	if k != kindString {
-		return false
-	}
-	v, ok := parseSemver(s)
+	s, ok := v.(string)
 	if !ok {
 		return false
 	}
-	cmp := v.compare(&c.ver)
+	ver, ok := parseSemver(s)
+	if !ok {
+		return false
+	}
+	cmp := ver.compare(&c.ver)
 	switch c.op {
 	case opSemverEqual:
 		return cmp == 0
@@ -367,21 +379,43 @@ func (c *cond) match(attrs map[string]any) bool {
 	return false
 }
 
-// equals reports whether the attribute equals one of c's values.
+// number reads v as a number attribute: an int or a float64 at once,
+// the other number types through attrValue.
+func number(v any) (float64, bool) {
+	switch v := v.(type) {
+	case int:
+		return float64(v), true
+	case float64:
+		return v, true
+	}
+	k, _, _, n := attrValue(v)
+	return n, k == kindNumber
+}
+
+// equalsString reports whether the string attribute s equals one of c's
+// values.
+func (c *cond) equalsString(s string) bool {
+	if c.set != nil {
+		_, ok := c.set[s]
+		return ok
+	}
+	for _, v := range c.strs {
+		// Length and first byte first: most values differ there, and
+		// comparing them is inlined where == calls memequal. Values are
+		// never empty (Validate), so v[0] is there.
+		if len(v) == len(s) && v[0] == s[0] && v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// equals reports whether the attribute, read by attrValue, equals one of
+// c's values.
 func (c *cond) equals(k attrKind, s string, b bool, n float64) bool {
 	switch k {
 	case kindString:
-		if c.set != nil {
-			_, ok := c.set[s]
-			return ok
-		}
-		for _, v := range c.strs {
-			// Length and first byte first: most values differ there, and
-			// comparing them is inlined where == calls memequal.
-			if len(v) == len(s) && v[0] == s[0] && v == s {
-				return true
-			}
-		}
+		return c.equalsString(s)
 	case kindBool:
 		return b && c.isTrue || !b && c.isFa
 	case kindNumber:
@@ -494,36 +528,27 @@ func semverNumber(s string) (n uint64, rest string, ok bool) {
 
 // semverIdents reports whether s is dot-separated identifiers, each one
 // or more of [0-9A-Za-z-]; pre says they are pre-release identifiers,
-// whose numeric ones have no leading zero.
+// whose numeric ones have no leading zero. It reads s once.
 func semverIdents(s string, pre bool) bool {
-	for {
-		dot := strings.IndexByte(s, '.')
-		id := s
-		if dot >= 0 {
-			id = s[:dot]
-		}
-		if id == "" {
-			return false
-		}
-		numeric := true
-		for i := 0; i < len(id); i++ {
-			c := id[i]
-			switch {
-			case '0' <= c && c <= '9':
-			case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', c == '-':
-				numeric = false
-			default:
-				return false
+	start, numeric := 0, true // the identifier being read
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '.' {
+			n := i - start
+			if n == 0 || pre && numeric && n > 1 && s[start] == '0' {
+				return false // empty, or a number with a leading zero
 			}
+			start, numeric = i+1, true
+			continue
 		}
-		if pre && numeric && len(id) > 1 && id[0] == '0' {
+		switch c := s[i]; {
+		case '0' <= c && c <= '9':
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', c == '-':
+			numeric = false
+		default:
 			return false
 		}
-		if dot < 0 {
-			return true
-		}
-		s = s[dot+1:]
 	}
+	return true
 }
 
 // compare returns -1, 0 or +1 as v is lower than, equal to or higher

@@ -2,8 +2,12 @@ package experiments
 
 import (
 	"encoding/json"
+	"math/big"
 	"reflect"
+	"strings"
 	"testing"
+
+	xsemver "golang.org/x/mod/semver"
 )
 
 // SemVer 2.0.0's own examples of precedence (semver.org, item 11), and
@@ -80,6 +84,64 @@ func FuzzParseSemver(f *testing.F) {
 	})
 }
 
+// parseSemver and compare agree with golang.org/x/mod/semver, SemVer
+// 2.0.0 as the go command reads it, on any two strings: the same
+// versions are valid (but for what x/mod allows and we do not: the
+// shorthands "v1" and "v1.2", and numbers past a uint64), and they
+// compare the same.
+func FuzzParseSemverAgreesWithXMod(f *testing.F) {
+	for _, s := range semverOrder {
+		f.Add(s, "v"+s)
+	}
+	f.Add("1.0.0-0.a.1--", "1.0.0-01")
+	f.Add("1.0.0+build.01", "v1.0.0-rc.1+x")
+	f.Add("18446744073709551616.0.0", "01.0.0")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		va, oka := parseSemver(a)
+		vb, okb := parseSemver(b)
+		if oka != xValid(a) || okb != xValid(b) {
+			t.Fatalf("parseSemver(%q) %v, parseSemver(%q) %v; x/mod says %v, %v", a, oka, b, okb, xValid(a), xValid(b))
+		}
+		if oka && okb {
+			if got, want := va.compare(&vb), xsemver.Compare(xForm(a), xForm(b)); got != want {
+				t.Fatalf("compare(%q, %q) = %d, x/mod says %d", a, b, got, want)
+			}
+		}
+	})
+}
+
+// xForm is s with the leading "v" x/mod requires.
+func xForm(s string) string {
+	if strings.HasPrefix(s, "v") {
+		return s
+	}
+	return "v" + s
+}
+
+// xValid says whether x/mod takes s for a version we accept too: all
+// three numbers written out, each at most the largest uint64.
+func xValid(s string) bool {
+	if s == "" || s[0] == 'V' || !xsemver.IsValid(xForm(s)) {
+		return false
+	}
+	core := strings.TrimPrefix(s, "v")
+	if i := strings.IndexAny(core, "-+"); i >= 0 {
+		core = core[:i]
+	}
+	parts := strings.Split(core, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	maxUint := new(big.Int).SetUint64(^uint64(0))
+	for _, p := range parts {
+		n, ok := new(big.Int).SetString(p, 10)
+		if !ok || n.Cmp(maxUint) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // A condition from any JSON: Validate and compiling never panic, a valid
 // one survives a JSON round trip, an invalid one matches nobody, and
 // matching allocates nothing.
@@ -125,4 +187,42 @@ func normalizedCondition(c Condition) Condition {
 		c.Values = nil
 	}
 	return c
+}
+
+// BenchmarkInAudience is the audience of BenchmarkBucketFirstAudience on
+// its own: three lookups in the user's attributes, a five-value In, a
+// semver and a number comparison.
+func BenchmarkInAudience(b *testing.B) {
+	cs := compileConditions([]Condition{
+		{Attribute: "country", Op: In, Values: []string{"US", "CA", "GB", "DE", "FR"}},
+		{Attribute: "app_version", Op: SemverGreaterOrEqual, Values: []string{"2.3.0"}},
+		{Attribute: "age", Op: GreaterOrEqual, Values: []string{"18"}},
+	})
+	countries := []string{"US", "CA", "GB", "DE", "FR"}
+	versions := []string{"2.3.0", "2.4.1", "3.0.0", "2.10.0-beta.2"}
+	attrs := make([]map[string]any, 8)
+	for i := range attrs {
+		attrs[i] = map[string]any{"country": countries[i%len(countries)], "app_version": versions[i%len(versions)], "age": 18 + i, "plan": "free"}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if !inAudience(cs, attrs[i%len(attrs)]) {
+			b.Fatal("not in the audience")
+		}
+		i++
+	}
+}
+
+// BenchmarkParseSemver parses a release and a pre-release.
+func BenchmarkParseSemver(b *testing.B) {
+	for _, s := range []string{"2.4.1", "2.10.0-beta.2"} {
+		b.Run(s, func(b *testing.B) {
+			for b.Loop() {
+				if _, ok := parseSemver(s); !ok {
+					b.Fatal(s)
+				}
+			}
+		})
+	}
 }

@@ -13,6 +13,7 @@ require (
 	github.com/open-feature/go-sdk v1.20.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/segmentio/analytics-go/v3 v3.3.0
+	golang.org/x/mod v0.43.0
 	gonum.org/v1/gonum v0.17.0
 )
 
