@@ -191,27 +191,44 @@ func normalizedCondition(c Condition) Condition {
 
 // BenchmarkInAudience is the audience of BenchmarkBucketFirstAudience on
 // its own: three lookups in the user's attributes, a five-value In, a
-// semver and a number comparison.
+// semver and a number comparison; and, for comparison, the three map
+// lookups alone.
 func BenchmarkInAudience(b *testing.B) {
-	cs := compileConditions([]Condition{
+	conds := []Condition{
 		{Attribute: "country", Op: In, Values: []string{"US", "CA", "GB", "DE", "FR"}},
 		{Attribute: "app_version", Op: SemverGreaterOrEqual, Values: []string{"2.3.0"}},
 		{Attribute: "age", Op: GreaterOrEqual, Values: []string{"18"}},
-	})
+	}
+	cs := compileConditions(conds)
 	countries := []string{"US", "CA", "GB", "DE", "FR"}
 	versions := []string{"2.3.0", "2.4.1", "3.0.0", "2.10.0-beta.2"}
 	attrs := make([]map[string]any, 8)
 	for i := range attrs {
 		attrs[i] = map[string]any{"country": countries[i%len(countries)], "app_version": versions[i%len(versions)], "age": 18 + i, "plan": "free"}
 	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if !inAudience(cs, attrs[i%len(attrs)]) {
-			b.Fatal("not in the audience")
+	b.Run("conditions", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if !inAudience(cs, attrs[i%len(attrs)]) {
+				b.Fatal("not in the audience")
+			}
+			i++
 		}
-		i++
-	}
+	})
+	b.Run("lookups", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			m := attrs[i%len(attrs)]
+			for k := range conds {
+				if m[conds[k].Attribute] == nil {
+					b.Fatal("an attribute is missing")
+				}
+			}
+			i++
+		}
+	})
 }
 
 // BenchmarkParseSemver parses a release and a pre-release.
