@@ -1102,6 +1102,17 @@ func TestResultsOpenOnTheCourseWithTheMostParticipants(t *testing.T) {
 		if res := s.results(upgrade.Name(), "?course="+url.QueryEscape("course-v1:A+First+2026")); res.CourseKey != "course-v1:A+First+2026" || res.Reports[0].Buckets[1].Participants+res.Reports[0].Buckets[0].Participants != 11 {
 			t.Errorf("the first course asked for: %+v", res)
 		}
+		// The links to the other courses keep the breakdown and the zone.
+		_, page, _ = s.do("GET", "/admin/experiments/"+upgrade.Name()+"?by=browser&zone=America/Los_Angeles", "", nil)
+		page = html.UnescapeString(page)
+		for _, want := range []string{
+			`href="?all_courses=true&by=browser&zone=America%2fLos_Angeles">All courses`,
+			`href="?course=course-v1%3aA%2bFirst%2b2026&by=browser&zone=America%2fLos_Angeles" data-course="course-v1:A+First+2026"`,
+		} {
+			if !strings.Contains(page, want) {
+				t.Errorf("the page lacks the link %s", want)
+			}
+		}
 	})
 }
 
