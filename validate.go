@@ -104,12 +104,35 @@ func checkText(field, s string, max int) error {
 // text that stores accept (checkText), without allocating when it is
 // printable ASCII.
 func checkCourseKey(k string) error {
-	for i := 0; i < len(k); i++ {
-		if c := k[i]; c < 0x20 || c >= 0x7f {
-			return checkText("course key", k, maxNameLen)
-		}
+	if !printableASCII(k) {
+		return checkText("course key", k, maxNameLen)
 	}
 	return nil
+}
+
+// printableASCII reports whether every byte of s is in 0x20–0x7e. It
+// tests 8 bytes at a time (a first decision checks its course key, 20 to
+// 40 bytes). In a word w, the lowest byte out of range gets no borrow or
+// carry from the bytes below it, so it sets its top bit in w - 0x20…20
+// (a byte below 0x20), in w + 0x01…01 (0x7f) or in w (0x80 and above);
+// bytes in range set none.
+func printableASCII(s string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(s) >= 8 {
+		b := s[:8]
+		w := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+		if ((w-0x20*ones)|w|(w+ones))&highs != 0 {
+			return false
+		}
+		s = s[8:]
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidateCourseOverride checks the arguments of SetCourseOverride as
