@@ -160,7 +160,8 @@ func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, q ask) (d
 	if err != nil {
 		return Decision{Reason: ReasonError, Err: fmt.Errorf("%s: %w", f.full, err)}
 	}
-	c := snap.flags[f.full]
+	entry := snap.entry(f)
+	c := entry.flag
 	on, audience := c.eval(x, &st.user, courseKey)
 	if q == askMainFlag {
 		return mainFlagOn(on)
@@ -214,7 +215,7 @@ func (f *ExperimentFlag) decide(ctx context.Context, courseKey string, q ask) (d
 	// The weights of step 12 (weights.go): the store's, else the flag's.
 	// werr reports stored weights that do not fit the flag; the bucket
 	// stands.
-	w, werr := f.slotWeightsIn(snap.weights[f.full])
+	w, werr := f.slotWeightsIn(entry.weights)
 
 	// 11. Sticky (sticky.go): a flag WithStickyBuckets gives the bucket
 	// remembered for the user, the one kept at step 6 included.

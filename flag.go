@@ -20,6 +20,7 @@ import (
 type ExperimentFlag struct {
 	namespace, name string
 	full            string // namespace.name
+	id              int    // the ID of full, for Snapshot.entry
 	buckets         int
 	experimentID    int
 	hasExperimentID bool
@@ -99,6 +100,7 @@ func newFlag(namespace, name string, opts []FlagOption) *ExperimentFlag {
 		}
 		f.slots = newSlotWeights(f.weights)
 	}
+	f.id = flagID(f.full)
 	return f
 }
 

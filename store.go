@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -68,6 +69,80 @@ type Snapshot struct {
 	flags   map[string]*compiledFlag
 	windows map[int]*window
 	weights map[string]*slotWeights // main flag → ExperimentMeta.Weights compiled (weights.go)
+	byID    []flagEntry             // flags and weights by the ID of their name (flagID); see entry
+}
+
+// flagEntry is what a snapshot holds for one flag name.
+type flagEntry struct {
+	flag    *compiledFlag // nil: the store has no such flag
+	weights *slotWeights  // nil: no stored weights
+}
+
+// entry returns the flag and stored weights of f in s. A decision finds
+// them by the ID of f's name, an index, rather than by hashing the name
+// twice. A name that had no ID when s was built is past the end of
+// s.byID: its flag is looked up by name.
+func (s *Snapshot) entry(f *ExperimentFlag) flagEntry {
+	if f.id < len(s.byID) {
+		return s.byID[f.id]
+	}
+	return flagEntry{s.flags[f.full], s.weights[f.full]}
+}
+
+// flagIDs numbers the full names of declared flags, from 0, in the order
+// first declared; flags of the same name in different FlagSets share an
+// ID. Only declarations add names, so a store's names that no flag has
+// never grow it.
+var flagIDs struct {
+	sync.Mutex
+	m map[string]int
+}
+
+// flagID returns the ID of the full name of a flag being declared,
+// numbering the name if it is new.
+func flagID(full string) int {
+	flagIDs.Lock()
+	defer flagIDs.Unlock()
+	id, ok := flagIDs.m[full]
+	if !ok {
+		if flagIDs.m == nil {
+			flagIDs.m = make(map[string]int)
+		}
+		id = len(flagIDs.m)
+		flagIDs.m[full] = id
+	}
+	return id
+}
+
+// indexByID returns s's flags and weights by the ID of their names, for
+// the names that have one, up to the highest such ID. Every ID below
+// len(s.byID) existed when s was built, so an entry left empty there is
+// a flag the store does not have.
+func (s *Snapshot) indexByID() []flagEntry {
+	flagIDs.Lock()
+	defer flagIDs.Unlock()
+	var byID []flagEntry
+	at := func(name string) *flagEntry {
+		id, ok := flagIDs.m[name]
+		if !ok {
+			return nil
+		}
+		if id >= len(byID) {
+			byID = append(byID, make([]flagEntry, id+1-len(byID))...)
+		}
+		return &byID[id]
+	}
+	for name, c := range s.flags {
+		if e := at(name); e != nil {
+			e.flag = c
+		}
+	}
+	for name, w := range s.weights {
+		if e := at(name); e != nil {
+			e.weights = w
+		}
+	}
+	return byID
 }
 
 // NewSnapshot compiles d. The snapshot keeps d's maps: do not change them
@@ -113,6 +188,7 @@ func NewSnapshot(d SnapshotData) *Snapshot {
 			s.windows[id] = w
 		}
 	}
+	s.byID = s.indexByID()
 	return s
 }
 

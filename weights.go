@@ -59,7 +59,7 @@ func (f *ExperimentFlag) Weights() []float64 { return slices.Clone(f.weights) }
 func (f *ExperimentFlag) WeightsIn(snap *Snapshot) ([]float64, error) {
 	var sw *slotWeights
 	if snap != nil {
-		sw = snap.weights[f.full]
+		sw = snap.entry(f).weights
 	}
 	w, err := f.slotWeightsIn(sw)
 	if w == nil {
