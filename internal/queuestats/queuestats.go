@@ -83,9 +83,6 @@ func (c *Counters) LastError() error {
 	return c.lastErr
 }
 
-// Lost returns how many queued rows were given up so far.
-func (c *Counters) Lost() uint64 { return c.lost.Load() }
-
 // TakeLost returns how many queued rows were given up since its last
 // call (or since the start) and why, and counts them as reported. A flush
 // reports with it once its rows are written or given up: a row given up
