@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
 	"github.com/golang-migrate/migrate/v4/database/postgres"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 	"github.com/jmoiron/sqlx"
@@ -156,18 +157,14 @@ func readVersion(ctx context.Context, db *sqlx.DB, schema string) (version uint,
 // ErrSchemaDirty after a failed migration,
 // ErrConnect when the database cannot be reached.
 func Migrate(ctx context.Context, db *sqlx.DB, schema string) (before, after uint, err error) {
-	before, err = Version(ctx, db, schema)
-	// A dirty mark read without the migration lock may be another
-	// process's migration running now: runMigrations waits for that lock
-	// and reads the mark again under it.
-	if err != nil && !(errors.Is(err, ErrSchemaDirty) && before <= schemaVersion) {
+	before, err = versionAfterMigration(ctx, db, schema)
+	if err != nil {
 		return before, before, err
 	}
-	dirty := err != nil
 	if before > schemaVersion {
 		return before, before, aheadError(schema, before)
 	}
-	if before == schemaVersion && !dirty {
+	if before == schemaVersion {
 		return before, before, nil
 	}
 	if err := runMigrations(ctx, db, schema); err != nil {
@@ -180,6 +177,39 @@ func Migrate(ctx context.Context, db *sqlx.DB, schema string) (before, after uin
 	return before, after, err
 }
 
+// versionAfterMigration is Version, but for a schema marked dirty: the
+// mark may be that of a migration running now in another process, as
+// golang-migrate marks the version dirty while it runs one. So it waits
+// for the lock golang-migrate holds meanwhile, as a transaction-scoped
+// advisory lock, which needs no privilege and ends with the transaction,
+// and reads the version again: a mark still there is a failed migration.
+func versionAfterMigration(ctx context.Context, db *sqlx.DB, schema string) (uint, error) {
+	v, err := Version(ctx, db, schema)
+	if !errors.Is(err, ErrSchemaDirty) {
+		return v, err
+	}
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return v, err
+	}
+	defer tx.Rollback()
+	var name string
+	if err := tx.GetContext(ctx, &name, "SELECT current_database()"); err != nil {
+		return v, err
+	}
+	lock, err := database.GenerateAdvisoryLockId(name, schema, migrationsTable) // golang-migrate's lock
+	if err != nil {
+		return v, err
+	}
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", lock); err != nil {
+		return v, fmt.Errorf("sqlstore: waiting for a migration of schema %q: %w", schema, err)
+	}
+	if err := tx.Rollback(); err != nil {
+		return v, err
+	}
+	return Version(ctx, db, schema)
+}
+
 // aheadError is the error for a schema at version v > schemaVersion.
 func aheadError(schema string, v uint) error {
 	return fmt.Errorf("%w: schema %q is at version %d, this store wants %d; refusing to touch it (upgrade the program)",
@@ -190,10 +220,8 @@ func aheadError(schema string, v uint) error {
 // behind and migrate is set: a schema already up to date is only read,
 // so that a role without CREATE can open it.
 func prepareSchema(ctx context.Context, db *sqlx.DB, schema string, migrate bool) error {
-	v, err := Version(ctx, db, schema)
+	v, err := versionAfterMigration(ctx, db, schema)
 	switch {
-	case err != nil && migrate && errors.Is(err, ErrSchemaDirty):
-		// Perhaps a migration running now: Migrate waits for it.
 	case err != nil:
 		return err
 	case v == schemaVersion:

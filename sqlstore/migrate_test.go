@@ -184,6 +184,17 @@ func TestOpenWithLeastPrivilege(t *testing.T) {
 			t.Errorf("results as the reader: %v", err)
 		}
 	})
+	// Last, as it breaks the schema: a role that may not migrate is told
+	// of a failed migration as the owner is, not refused a migration.
+	t.Run("nok, a failed migration is reported to the reader as ErrSchemaDirty", func(t *testing.T) {
+		if _, err := testDB(t).Exec("UPDATE " + pq.QuoteIdentifier(schema) + ".experiments_schema_migrations SET dirty = true"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := sqlstore.OpenWith(ctx, readerDSN, sqlstore.WithSchema(schema))
+		if !errors.Is(err, sqlstore.ErrSchemaDirty) {
+			t.Errorf("Open as the reader: %v, want ErrSchemaDirty", err)
+		}
+	})
 }
 
 // migrateTo runs the embedded migrations up to version to in schema, as
